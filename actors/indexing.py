@@ -1,0 +1,97 @@
+"""The indexing actors. Per job: `plan_job` discovers files and sends, for each file batch, the
+pipeline `index_batch | aggregate_batch`; the aggregator receives the batch's result through the pipe
+and rolls it into `indexing_jobs`. Completion is decided from stored batch rows, not a Dramatiq group
+(dramatiq-pg has no group-completion backend).
+
+Actors are thin: decode, call domain code, record the outcome. Transient errors are re-raised so
+Dramatiq retries them with exponential backoff and jitter; on the last attempt, and for any other
+error, the failure is stored and the job fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from actors.broker import DATABASE_URL
+from domain import indexing, progress
+from domain.embedders import Embedder, get_embedder
+from domain.settings import Settings, get_settings
+from domain.store import TRANSIENT_ERRORS, Store, get_store
+
+log = logging.getLogger(__name__)
+QUEUE = "codesearch"
+MAX_RETRIES = 4
+# Backoff between retries of a transient failure, in ms: 1 s doubling up to 30 s (Dramatiq adds
+# jitter). Four retries span ~15 s, long enough for an embedder or PostgreSQL restart.
+MIN_BACKOFF_MS, MAX_BACKOFF_MS = 1_000, 30_000
+# A batch is at most CODESEARCH_BATCH_MAX_FILES files; at ~20 chunks/s with the local model a full
+# batch takes well under a minute. Past this limit Dramatiq interrupts the batch and it is retried.
+BATCH_TIME_LIMIT_MS = 15 * 60 * 1000
+
+retrying = {"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
+
+
+def _context() -> tuple[Settings, Store, Embedder]:
+    settings = get_settings()
+    return settings, get_store(DATABASE_URL), get_embedder(settings)
+
+
+def _last_attempt() -> bool:
+    message = CurrentMessage.get_current_message()
+    return message is None or message.options.get("retries", 0) >= MAX_RETRIES
+
+
+def _should_retry(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS) and not _last_attempt()
+
+
+def enqueue_job(store: Store, job_id: str) -> None:
+    """Send a new job's planning message and remember its id on the job."""
+    message = plan_job.send(job_id)
+    store.set_job_task_id(job_id, message.message_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, **retrying)
+def plan_job(job_id: str) -> None:
+    """Discover the repository's files and send one pipeline per file batch."""
+    settings, store, embedder = _context()
+    try:
+        batches = indexing.plan_job(store, settings, embedder, job_id)
+    except Exception as exc:
+        if _should_retry(exc):
+            raise
+        store.fail_job(job_id, type(exc).__name__, str(exc) or type(exc).__name__, traceback.format_exc())
+        return
+    if batches is None:
+        return
+    if not batches:
+        progress.roll_up(store, {"job_id": job_id})
+    for batch_no in batches:
+        dramatiq.pipeline([index_batch.message(job_id, batch_no), aggregate_batch.message()]).run()
+
+
+@dramatiq.actor(queue_name=QUEUE, time_limit=BATCH_TIME_LIMIT_MS, **retrying)
+def index_batch(job_id: str, batch_no: int) -> dict[str, object]:
+    """Index one file batch; its result goes down the pipe to `aggregate_batch`."""
+    settings, store, embedder = _context()
+    try:
+        return indexing.index_batch(store, settings, embedder, job_id, batch_no).as_message()
+    except Exception as exc:
+        if _should_retry(exc):
+            raise
+        failed = indexing.BatchResult(job_id, batch_no, status="failed", error_type=type(exc).__name__,
+                                      error_message=str(exc) or type(exc).__name__)
+        store.finish_batch(job_id, batch_no, "failed", {**failed.counts(), "error_traceback": traceback.format_exc()})
+        log.exception("batch %s of job %s failed", batch_no, job_id)
+        return failed.as_message()
+
+
+@dramatiq.actor(queue_name=QUEUE, **retrying)
+def aggregate_batch(batch_result: dict[str, object]) -> None:
+    """Roll one batch's result into its job's row (idempotent)."""
+    _, store, _ = _context()
+    progress.roll_up(store, batch_result)

@@ -1,0 +1,1 @@
+"""Everything that is neither the broker nor the MCP edge: settings, models, indexing, search, SQL."""

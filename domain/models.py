@@ -1,0 +1,104 @@
+"""Pydantic models shared by the MCP tools and the CLI's `--json` output."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from domain.errors import InvalidInput
+
+JobState = Literal["pending", "running", "completed", "failed", "cancelled"]
+ACTIVE_STATES: tuple[JobState, ...] = ("pending", "running")
+FINAL_STATES: tuple[JobState, ...] = ("completed", "failed", "cancelled")
+SearchMode = Literal["semantic"]
+PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class JobStatus(BaseModel):
+    """Everything a client may know about an indexing job (never the traceback)."""
+
+    job_id: str
+    status: JobState
+    project_id: str
+    repo_path: str
+    repo_name: str
+    force_reindex: bool
+    progress_percentage: float
+    progress_message: str | None
+    files_scanned: int | None = Field(description="Files found to index; null until discovery is done.")
+    files_indexed: int
+    files_skipped: int
+    chunks_created: int
+    batches_total: int | None
+    batches_done: int
+    error_type: str | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class StartedJob(BaseModel):
+    """What starting a job returns; `status` is the job's status now (an existing active job is reused)."""
+
+    job_id: str
+    status: JobState
+    project_id: str
+    message: str
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+
+
+class SearchHit(BaseModel):
+    file_path: str = Field(description="Path relative to the repository root.")
+    repository: str = Field(description="Repository name (its directory name).")
+    repository_path: str
+    language: str
+    symbol: str | None = None
+    kind: str | None = None
+    start_line: int
+    end_line: int
+    score: float = Field(description="Cosine similarity in [-1, 1]; higher is better.")
+    content: str
+    context_before: str = Field(description="Up to a few lines before start_line, from the index.")
+    context_after: str = Field(description="Up to a few lines after end_line, from the index.")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    project_id: str
+    mode: str
+    results: list[SearchHit]
+    latency_ms: float
+
+
+def parse_job_id(raw: str) -> str:
+    """Canonical form of a job id.
+
+    Raises:
+        InvalidInput: not a UUID.
+    """
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"job_id {raw!r} is not a valid job id (expected a UUID like 123e4567-e89b-12d3-a456-426614174000)") from None
+
+
+def parse_project_id(raw: str) -> str:
+    """A project id as stored.
+
+    Raises:
+        InvalidInput: empty, too long, or with characters other than letters, digits, '.', '_', '-'.
+    """
+    if not PROJECT_ID.match(raw):
+        raise InvalidInput(
+            f"project_id {raw!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return raw

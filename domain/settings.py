@@ -1,0 +1,59 @@
+"""Settings from the environment and `.env`; every name here is listed in `.env.example`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EmbedderName = Literal["local", "ollama", "hashing"]
+
+
+def _env(name: str) -> AliasChoices:
+    # Only the documented variable name: a field named `home` must never read $HOME.
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """All runtime settings. Environment variables win over `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: platformdirs.user_data_path("codesearch"),
+        validation_alias=_env("CODESEARCH_HOME"),
+    )
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    embedder: EmbedderName = Field(default="local", validation_alias=_env("CODESEARCH_EMBEDDER"))
+    ollama_host: str = Field(default="http://127.0.0.1:11434", validation_alias=_env("OLLAMA_HOST"))
+    ollama_model: str = Field(default="nomic-embed-text", validation_alias=_env("CODESEARCH_OLLAMA_MODEL"))
+    # An Ollama call that takes longer than this is treated as a transient failure and retried;
+    # the ollama client's own default is no timeout at all, which would hang a batch forever.
+    ollama_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias=_env("CODESEARCH_OLLAMA_TIMEOUT_SECONDS"))
+    default_project: str = Field(default="default", min_length=1, validation_alias=_env("CODESEARCH_DEFAULT_PROJECT"))
+    max_file_bytes: int = Field(default=1024 * 1024, gt=0, validation_alias=_env("CODESEARCH_MAX_FILE_BYTES"))
+    batch_max_files: int = Field(default=32, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_FILES"))
+    batch_max_bytes: int = Field(default=512 * 1024, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_BYTES"))
+    embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
+    chunk_max_lines: int = Field(default=40, ge=4, validation_alias=_env("CODESEARCH_CHUNK_MAX_LINES"))
+    chunk_max_chars: int = Field(default=1500, ge=200, validation_alias=_env("CODESEARCH_CHUNK_MAX_CHARS"))
+    chunk_overlap_lines: int = Field(default=4, ge=0, validation_alias=_env("CODESEARCH_CHUNK_OVERLAP_LINES"))
+    http_host: str = Field(default="127.0.0.1", validation_alias=_env("CODESEARCH_HTTP_HOST"))
+    http_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_env("CODESEARCH_HTTP_PORT"))
+    worker_processes: int = Field(default=2, ge=1, validation_alias=_env("CODESEARCH_WORKER_PROCESSES"))
+    worker_threads: int = Field(default=4, ge=1, validation_alias=_env("CODESEARCH_WORKER_THREADS"))
+
+    @property
+    def pgdata(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data."""
+        return self.home / "pg"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,482 @@
+"""The PostgreSQL store: every SQL statement codesearch runs lives in this module.
+
+Every state change of a job or a batch is a guarded update (`... WHERE status = <expected>`): a late
+or duplicate worker finds its update matching no row instead of overwriting a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+from psycopg2.extensions import cursor as Cursor
+
+from domain.errors import DatabaseUnavailable, EmbedderUnavailable
+
+Row = dict[str, Any]
+#: Failures that may pass if the same work is tried again later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable, EmbedderUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError,
+    psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected,
+)
+JOB_COLUMNS = """id::text AS job_id, status, project_id, repo_path, repo_name, force_reindex,
+    progress_percentage, progress_message, files_scanned, files_indexed, files_skipped, chunks_created,
+    batches_total, batches_done, error_type, error_message, created_at, started_at, completed_at,
+    cancelled_at, repository_id::text AS repository_id, metadata"""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk ready to be written, with its embedding."""
+
+    start_line: int
+    end_line: int
+    content: str
+    content_hash: str
+    embedding: Sequence[float]
+    symbol: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """A file's identity and change-detection facts."""
+
+    path: str
+    language: str
+    size_bytes: int
+    mtime_ns: int
+    content_hash: str
+
+
+class Store:
+    """Connections and queries. Safe to share between threads of one process."""
+
+    def __init__(self, url: str, max_connections: int = 16) -> None:
+        self.url = url
+        self._max = max_connections
+        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                # A forked child must not reuse its parent's sockets.
+                self._pool = psycopg2.pool.ThreadedConnectionPool(0, self._max, self.url)
+                self._pid = os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.closeall()
+            self._pool = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A cursor in one transaction: committed on success, rolled back on error.
+
+        Raises:
+            DatabaseUnavailable: no connection could be made.
+        """
+        pool = self._get_pool()
+        try:
+            conn = pool.getconn()
+        except (psycopg2.OperationalError, psycopg2.pool.PoolError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}".strip()) from exc
+        broken = False
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+            conn.commit()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            broken = True  # the server closed the connection; never hand it out again
+            raise
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            pool.putconn(conn, close=broken or conn.closed != 0)
+
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return dict(row) if row else None
+
+    def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            return [dict(r) for r in cur.fetchall()]
+
+    # --- health -----------------------------------------------------------------------------
+
+    def migration_revision(self) -> str | None:
+        row = self._one("SELECT to_regclass('alembic_version') IS NOT NULL AS present")
+        if not row or not row["present"]:
+            return None
+        version = self._one("SELECT version_num FROM alembic_version")
+        return str(version["version_num"]) if version else None
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def create_job(self, project_id: str, repo_path: str, repo_name: str, force: bool, connection_id: str | None) -> tuple[Row, bool]:
+        """Insert a pending job, or return the active job for the same repository and project.
+
+        Returns the job row and whether it was created by this call.
+        """
+        with self.transaction() as cur:
+            cur.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project_id,))
+            cur.execute(
+                f"""INSERT INTO indexing_jobs (project_id, repo_path, repo_name, force_reindex, connection_id,
+                        progress_message)
+                    VALUES (%s, %s, %s, %s, %s, 'Waiting for a worker')
+                    ON CONFLICT (project_id, repo_path) WHERE status IN ('pending', 'running') DO NOTHING
+                    RETURNING {JOB_COLUMNS}""",
+                (project_id, repo_path, repo_name, force, connection_id),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                return dict(row), True
+            cur.execute(
+                f"""SELECT {JOB_COLUMNS} FROM indexing_jobs
+                    WHERE project_id = %s AND repo_path = %s AND status IN ('pending', 'running')""",
+                (project_id, repo_path),
+            )
+            existing = cur.fetchone()
+        if existing is None:  # the active job finished between our insert and select: try again
+            return self.create_job(project_id, repo_path, repo_name, force, connection_id)
+        return dict(existing), False
+
+    def set_job_task_id(self, job_id: str, task_id: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("UPDATE indexing_jobs SET worker_task_id = %s WHERE id = %s", (task_id, job_id))
+
+    def job_task_id(self, job_id: str) -> str | None:
+        row = self._one("SELECT worker_task_id FROM indexing_jobs WHERE id = %s", (job_id,))
+        return str(row["worker_task_id"]) if row and row["worker_task_id"] else None
+
+    def get_job(self, job_id: str) -> Row | None:
+        return self._one(f"SELECT {JOB_COLUMNS} FROM indexing_jobs WHERE id = %s", (job_id,))
+
+    def job_state(self, job_id: str) -> str | None:
+        row = self._one("SELECT status FROM indexing_jobs WHERE id = %s", (job_id,))
+        return str(row["status"]) if row else None
+
+    def list_jobs(self, project_id: str | None, status: str | None, limit: int) -> list[Row]:
+        return self._all(
+            f"""SELECT {JOB_COLUMNS} FROM indexing_jobs
+                WHERE (%(project)s::text IS NULL OR project_id = %(project)s)
+                  AND (%(status)s::text IS NULL OR status = %(status)s)
+                ORDER BY created_at DESC, id LIMIT %(limit)s""",
+            {"project": project_id, "status": status, "limit": limit},
+        )
+
+    def cancel_job(self, job_id: str) -> Row | None:
+        """Cancel an active job; None when it is not active (the caller reports why)."""
+        with self.transaction() as cur:
+            cur.execute(
+                f"""UPDATE indexing_jobs SET status = 'cancelled', cancelled_at = now(), completed_at = now(),
+                        progress_message = 'Cancelled'
+                    WHERE id = %s AND status IN ('pending', 'running') RETURNING {JOB_COLUMNS}""",
+                (job_id,),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                cur.execute(
+                    "UPDATE indexing_batches SET status = 'cancelled', finished_at = now() "
+                    "WHERE job_id = %s AND status IN ('pending', 'running')",
+                    (job_id,),
+                )
+            return dict(row) if row else None
+
+    def start_job(self, job_id: str) -> Row | None:
+        """pending -> running; None when the job is not pending (cancelled, or already started)."""
+        return self._one(
+            f"""UPDATE indexing_jobs SET status = 'running', started_at = now(),
+                    progress_message = 'Discovering files'
+                WHERE id = %s AND status = 'pending' RETURNING {JOB_COLUMNS}""",
+            (job_id,),
+        )
+
+    def fail_job(self, job_id: str, error_type: str, message: str, traceback: str | None) -> bool:
+        row = self._one(
+            """UPDATE indexing_jobs SET status = 'failed', completed_at = now(), error_type = %s,
+                    error_message = %s, error_traceback = %s, progress_message = 'Failed: ' || %s
+                WHERE id = %s AND status IN ('pending', 'running') RETURNING id""",
+            (error_type, message, traceback, message, job_id),
+        )
+        return row is not None
+
+    # --- repositories and planning ------------------------------------------------------------
+
+    def upsert_repository(self, project_id: str, root_path: str, name: str) -> Row:
+        row = self._one(
+            """INSERT INTO repositories (project_id, root_path, name) VALUES (%s, %s, %s)
+               ON CONFLICT (project_id, root_path) DO UPDATE SET name = EXCLUDED.name
+               RETURNING id::text AS id, embedding_model, embedding_dim""",
+            (project_id, root_path, name),
+        )
+        assert row is not None
+        return row
+
+    def reset_repository(self, repository_id: str, model: str, dim: int) -> None:
+        """Forget every file of a repository and record the embedder its new vectors come from."""
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM files WHERE repository_id = %s", (repository_id,))
+            cur.execute(
+                "UPDATE repositories SET embedding_model = %s, embedding_dim = %s WHERE id = %s",
+                (model, dim, repository_id),
+            )
+
+    def delete_missing_files(self, repository_id: str, present: Sequence[str]) -> int:
+        """Remove files (and their chunks) that discovery no longer finds."""
+        with self.transaction() as cur:
+            cur.execute(
+                "DELETE FROM files WHERE repository_id = %s AND NOT (path = ANY(%s))",
+                (repository_id, list(present)),
+            )
+            return int(cur.rowcount)
+
+    def plan_batches(self, job_id: str, repository_id: str, batches: Sequence[Sequence[tuple[str, int, int]]],
+                     files_scanned: int, metadata: dict[str, Any]) -> bool:
+        """Store a running job's batches and discovery result; False when the job is no longer running."""
+        with self.transaction() as cur:
+            cur.execute(
+                """UPDATE indexing_jobs SET repository_id = %s, files_scanned = %s, batches_total = %s,
+                        metadata = metadata || %s, progress_message = %s
+                   WHERE id = %s AND status = 'running' RETURNING id""",
+                (repository_id, files_scanned, len(batches), psycopg2.extras.Json(metadata),
+                 f"Indexing {files_scanned} files in {len(batches)} batches", job_id),
+            )
+            if cur.fetchone() is None:
+                return False
+            psycopg2.extras.execute_values(
+                cur,
+                "INSERT INTO indexing_batches (job_id, batch_no, files, file_count, byte_count) VALUES %s "
+                "ON CONFLICT DO NOTHING",
+                [(job_id, n, psycopg2.extras.Json([list(f) for f in b]), len(b), sum(f[1] for f in b))
+                 for n, b in enumerate(batches)],
+            )
+            return True
+
+    def queue_state(self, message_id: str) -> str | None:
+        """The dramatiq-pg state of a message: queued, consumed, rejected or done."""
+        row = self._one("SELECT state::text AS state FROM dramatiq.queue WHERE message_id = %s::uuid", (message_id,))
+        return str(row["state"]) if row else None
+
+    def batch_numbers(self, job_id: str, status: str = "pending") -> list[int]:
+        rows = self._all("SELECT batch_no FROM indexing_batches WHERE job_id = %s AND status = %s ORDER BY batch_no",
+                         (job_id, status))
+        return [int(r["batch_no"]) for r in rows]
+
+    # --- batches --------------------------------------------------------------------------------
+
+    def claim_batch(self, job_id: str, batch_no: int) -> Row | None:
+        """pending (or running, for a redelivered message) -> running, while the job runs.
+
+        Returns the batch with its repository, or None when there is nothing to do.
+        """
+        return self._one(
+            """UPDATE indexing_batches b SET status = 'running', attempts = attempts + 1,
+                    started_at = coalesce(b.started_at, now())
+               FROM indexing_jobs j
+               WHERE b.job_id = %s AND b.batch_no = %s AND b.status IN ('pending', 'running')
+                 AND j.id = b.job_id AND j.status = 'running'
+               RETURNING b.files, j.repository_id::text AS repository_id, j.repo_path, j.force_reindex""",
+            (job_id, batch_no),
+        )
+
+    def known_files(self, repository_id: str, paths: Sequence[str]) -> dict[str, FileRow]:
+        rows = self._all(
+            "SELECT path, language, size_bytes, mtime_ns, content_hash FROM files "
+            "WHERE repository_id = %s AND path = ANY(%s)",
+            (repository_id, list(paths)),
+        )
+        return {r["path"]: FileRow(**r) for r in rows}
+
+    def touch_file(self, repository_id: str, file: FileRow) -> None:
+        """Record new size/mtime for a file whose content hash did not change."""
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE files SET size_bytes = %s, mtime_ns = %s WHERE repository_id = %s AND path = %s",
+                (file.size_bytes, file.mtime_ns, repository_id, file.path),
+            )
+
+    def write_file(self, job_id: str, repository_id: str, file: FileRow, chunks: Sequence[ChunkRow], model: str) -> bool:
+        """Replace a file's chunks, atomically and idempotently, while the job is running.
+
+        The job row is locked FOR SHARE first: a cancel (an UPDATE of that row) either commits before
+        and this write is refused, or waits for it, so no chunk is written after `cancelled_at`.
+        """
+        with self.transaction() as cur:
+            cur.execute("SELECT status FROM indexing_jobs WHERE id = %s FOR SHARE", (job_id,))
+            row = cur.fetchone()
+            if row is None or row["status"] != "running":
+                return False
+            cur.execute(
+                """INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash)
+                   VALUES (%s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (repository_id, path) DO UPDATE SET language = EXCLUDED.language,
+                       size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns,
+                       content_hash = EXCLUDED.content_hash, indexed_at = now()
+                   RETURNING id""",
+                (repository_id, file.path, file.language, file.size_bytes, file.mtime_ns, file.content_hash),
+            )
+            file_id = cur.fetchone()["id"]  # type: ignore[index]
+            cur.execute("DELETE FROM chunks WHERE file_id = %s", (file_id,))
+            psycopg2.extras.execute_values(
+                cur,
+                """INSERT INTO chunks (file_id, repository_id, path, language, symbol, kind, start_line, end_line,
+                       content, content_hash, embedding, embedding_model) VALUES %s""",
+                [(file_id, repository_id, file.path, file.language, c.symbol, c.kind, c.start_line, c.end_line,
+                  c.content, c.content_hash, _vector_literal(c.embedding), model) for c in chunks],
+                template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::halfvec, %s)",
+            )
+            return True
+
+    def finish_batch(self, job_id: str, batch_no: int, status: str, result: dict[str, Any]) -> bool:
+        """running -> completed | failed, with the batch's counts and error."""
+        row = self._one(
+            """UPDATE indexing_batches SET status = %(status)s, finished_at = now(),
+                    files_indexed = %(files_indexed)s, files_skipped = %(files_skipped)s,
+                    chunks_created = %(chunks_created)s, error_type = %(error_type)s,
+                    error_message = %(error_message)s, error_traceback = %(error_traceback)s
+               WHERE job_id = %(job_id)s AND batch_no = %(batch_no)s AND status = 'running' RETURNING batch_no""",
+            {"status": status, "job_id": job_id, "batch_no": batch_no, "error_type": None, "error_message": None,
+             "error_traceback": None, **result},
+        )
+        return row is not None
+
+    # --- aggregation ----------------------------------------------------------------------------
+
+    def aggregate_job(self, job_id: str) -> Row | None:
+        """Roll the job's batch results into its row; complete or fail it when every batch is in.
+
+        Sums are recomputed from the batch table rather than incremented, so a redelivered aggregate
+        message changes nothing. Progress only grows (GREATEST).
+        """
+        with self.transaction() as cur:
+            cur.execute(
+                """SELECT count(*) FILTER (WHERE status IN ('completed', 'failed')) AS done,
+                          count(*) FILTER (WHERE status = 'failed') AS failed,
+                          coalesce(sum(file_count) FILTER (WHERE status IN ('completed', 'failed')), 0) AS processed,
+                          coalesce(sum(files_indexed), 0) AS indexed, coalesce(sum(files_skipped), 0) AS skipped,
+                          coalesce(sum(chunks_created), 0) AS chunks,
+                          min(error_type) FILTER (WHERE status = 'failed') AS error_type,
+                          min(error_message) FILTER (WHERE status = 'failed') AS error_message,
+                          min(error_traceback) FILTER (WHERE status = 'failed') AS error_traceback
+                   FROM indexing_batches WHERE job_id = %s""",
+                (job_id,),
+            )
+            agg = dict(cur.fetchone() or {})
+            cur.execute(
+                f"""UPDATE indexing_jobs j SET files_indexed = %(indexed)s, files_skipped = %(skipped)s,
+                        chunks_created = %(chunks)s, batches_done = %(done)s,
+                        progress_percentage = GREATEST(j.progress_percentage,
+                            CASE WHEN coalesce(j.files_scanned, 0) = 0 THEN 0
+                                 ELSE LEAST(99, floor(100.0 * %(processed)s / j.files_scanned)) END),
+                        progress_message = format('Indexed %%s of %%s files (%%s chunks)',
+                            %(processed)s, j.files_scanned, %(chunks)s)
+                    WHERE id = %(job_id)s AND status = 'running' RETURNING {JOB_COLUMNS}""",
+                {**agg, "job_id": job_id},
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            finished = row["batches_total"] is not None and agg["done"] >= row["batches_total"]
+            if not agg["failed"] and not finished:
+                return dict(row)
+            if agg["failed"]:  # one failed batch fails the job at once; the other batches stop at their next file
+                cur.execute(
+                    f"""UPDATE indexing_jobs SET status = 'failed', completed_at = now(), error_type = %s,
+                            error_message = %s, error_traceback = %s, progress_message = 'Failed: ' || %s
+                        WHERE id = %s AND status = 'running' RETURNING {JOB_COLUMNS}""",
+                    (agg["error_type"], agg["error_message"], agg["error_traceback"], agg["error_message"], job_id),
+                )
+            else:
+                cur.execute(
+                    f"""UPDATE indexing_jobs SET status = 'completed', completed_at = now(), progress_percentage = 100,
+                            progress_message = format('Completed: %%s files indexed, %%s unchanged or skipped, %%s chunks',
+                                files_indexed, files_skipped, chunks_created)
+                        WHERE id = %s AND status = 'running' RETURNING {JOB_COLUMNS}""",
+                    (job_id,),
+                )
+            final = cur.fetchone()
+            if final is not None and final["status"] == "completed":
+                cur.execute("UPDATE repositories SET last_indexed_at = now() WHERE id = %s", (final["repository_id"],))
+            return dict(final) if final else dict(row)
+
+    # --- search ---------------------------------------------------------------------------------
+
+    def repository_models(self, project_id: str, repository: str | None) -> list[Row]:
+        """The embedder of each indexed repository in scope of a search."""
+        return self._all(
+            """SELECT name, root_path, embedding_model, embedding_dim FROM repositories
+               WHERE project_id = %(project)s AND embedding_model IS NOT NULL
+                 AND (%(repo)s::text IS NULL OR name = %(repo)s OR root_path = %(repo)s)
+               ORDER BY root_path""",
+            {"project": project_id, "repo": repository},
+        )
+
+    def semantic_search(self, project_id: str, model: str, vector: Sequence[float], limit: int,
+                        suffix: str | None, directory: str | None, repository: str | None) -> list[Row]:
+        """Nearest chunks by cosine distance, restricted to one project and one embedder.
+
+        `suffix` and `directory` are matched literally (LIKE wildcards in them are escaped).
+        """
+        return self._all(
+            """SELECT c.file_id, c.path, r.name AS repository, r.root_path AS repository_path, c.language,
+                      c.symbol, c.kind, c.start_line, c.end_line, c.content,
+                      1 - (c.embedding <=> %(q)s::halfvec) AS score
+               FROM chunks c JOIN repositories r ON r.id = c.repository_id
+               WHERE r.project_id = %(project)s AND c.embedding_model = %(model)s
+                 AND (%(suffix)s::text IS NULL OR lower(c.path) LIKE '%%' || %(suffix)s ESCAPE '\\')
+                 AND (%(dir)s::text IS NULL OR c.path LIKE %(dir)s || '%%' ESCAPE '\\')
+                 AND (%(repo)s::text IS NULL OR r.name = %(repo)s OR r.root_path = %(repo)s)
+               ORDER BY c.embedding <=> %(q)s::halfvec, c.id LIMIT %(limit)s""",
+            {"q": _vector_literal(vector), "project": project_id, "model": model, "limit": limit,
+             "suffix": _like_literal(suffix), "dir": _like_literal(directory), "repo": repository},
+        )
+
+    def neighbour_chunks(self, spans: Sequence[tuple[int, int, int]]) -> list[Row]:
+        """Chunks overlapping each (file_id, first_line, last_line) span, for context lines."""
+        if not spans:
+            return []
+        return self._all(
+            """SELECT DISTINCT c.file_id, c.start_line, c.end_line, c.content
+               FROM chunks c JOIN unnest(%s::bigint[], %s::int[], %s::int[]) AS s(file_id, lo, hi)
+                 ON c.file_id = s.file_id AND c.start_line <= s.hi AND c.end_line >= s.lo""",
+            ([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans]),
+        )
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(url: str) -> Store:
+    """The process-wide store for a URL."""
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = Store(url)
+        return _stores[url]
+
+
+def _like_literal(text: str | None) -> str | None:
+    """User text for a LIKE pattern, with its wildcards and escape character made literal."""
+    if text is None:
+        return None
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _vector_literal(values: Sequence[float]) -> str:
+    return "[" + ",".join(f"{v:.6g}" for v in values) + "]"

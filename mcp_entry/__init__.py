@@ -1,0 +1,1 @@
+"""The MCP server (tools, transports) and the `codesearch` command line: validation and shaping only."""

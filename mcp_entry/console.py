@@ -1,0 +1,116 @@
+"""What the CLI shows: job progress bars, job tables and search results (rich)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from domain import jobs
+from domain import search as search_domain
+from domain.embedders import get_embedder
+from domain.models import JobList, JobStatus, SearchResponse
+from domain.settings import Settings
+from domain.store import Store, get_store
+
+POLL_INTERVAL_S = 0.5
+# How long a new job may sit unclaimed before we say no worker is consuming the queue. Planning
+# messages are normally taken within a second by a live worker.
+NO_WORKER_AFTER_S = 5.0
+err = Console(stderr=True)
+
+
+def _store() -> Store:
+    from actors.broker import DATABASE_URL
+
+    return get_store(DATABASE_URL)
+
+
+def start(path: str, project: str, force: bool) -> JobStatus:
+    """Create (or join) the job for a repository and enqueue it when new."""
+    import actors
+
+    store = _store()
+    status, created = jobs.create_job(store, path, project, force, "cli")
+    if created:
+        actors.enqueue_job(store, status.job_id)
+    return status
+
+
+def wait(status: JobStatus, quiet: bool = False) -> JobStatus:
+    """Poll until the job ends, drawing a progress bar on stderr unless quiet."""
+    store = _store()
+    started = time.monotonic()
+    warned = False
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err, disable=quiet)
+    with progress:
+        task = progress.add_task(f"indexing {status.repo_name}", total=100, detail="")
+        while not jobs.is_final(status.status):
+            progress.update(task, completed=status.progress_percentage, detail=status.progress_message or "")
+            if not warned and time.monotonic() - started > NO_WORKER_AFTER_S and _unclaimed(store, status):
+                warned = True
+                err.print("[yellow]No worker has picked this job up yet: is one running? "
+                          "Start one with `codesearch worker` (or `codesearch up`).[/]")
+            time.sleep(POLL_INTERVAL_S)
+            status = jobs.get_job(store, status.job_id)
+        progress.update(task, completed=status.progress_percentage, detail=status.progress_message or "")
+    if not quiet:
+        print_status(status)
+    return status
+
+
+def _unclaimed(store: Store, status: JobStatus) -> bool:
+    if status.status != "pending":
+        return False
+    task_id = store.job_task_id(status.job_id)
+    return task_id is not None and store.queue_state(task_id) == "queued"
+
+
+def get(job_id: str) -> JobStatus:
+    return jobs.get_job(_store(), job_id)
+
+
+def cancel(job_id: str) -> JobStatus:
+    return jobs.cancel_job(_store(), job_id)
+
+
+def listing(project: str | None, status: str | None, limit: int) -> JobList:
+    return JobList(jobs=jobs.list_jobs(_store(), project, status, limit))
+
+
+def search(settings: Settings, query: str, project: str, limit: int, file_type: str | None,
+           directory: str | None, repository: str | None) -> SearchResponse:
+    return search_domain.search(_store(), get_embedder(settings), query, project, limit, file_type, directory,
+                                repository)
+
+
+def print_status(status: JobStatus) -> None:
+    out = Console(file=sys.stdout)
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(status.status, "cyan")
+    out.print(f"[{colour}]{status.status}[/] job {status.job_id} ({status.repo_path}, project {status.project_id})")
+    out.print(f"  {status.progress_percentage:.0f}%  {status.progress_message or ''}")
+    out.print(f"  files scanned {status.files_scanned}, indexed {status.files_indexed}, "
+              f"skipped {status.files_skipped}, chunks {status.chunks_created}")
+    if status.error_message:
+        out.print(f"  [red]{status.error_type}: {status.error_message}[/]")
+
+
+def print_jobs(listing: JobList) -> None:
+    table = Table("job", "status", "progress", "files", "chunks", "repository", "created")
+    for j in listing.jobs:
+        table.add_row(j.job_id, j.status, f"{j.progress_percentage:.0f}%", str(j.files_indexed), str(j.chunks_created),
+                      j.repo_path, j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    Console(file=sys.stdout).print(table)
+
+
+def print_results(response: SearchResponse) -> None:
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    for hit in response.results:
+        out.print(f"[bold]{hit.repository}/{hit.file_path}[/]:{hit.start_line}-{hit.end_line}  score {hit.score:.3f}")
+        for line in hit.content.split("\n")[:8]:
+            out.print(f"    {line}", markup=False)
+    out.print(f"{len(response.results)} results in {response.latency_ms:.0f} ms")

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus); dashboards and alerts live beside this package."""
