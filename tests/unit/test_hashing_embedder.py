@@ -1,0 +1,112 @@
+"""HashingEmbedder and split_identifiers: deterministic, lexical, always unit vectors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.embedders import HashingEmbedder, get_embedder, make_embedder, split_identifiers
+from domain.settings import Settings
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def _norm(vector: list[float]) -> float:
+    return math.sqrt(sum(x * x for x in vector))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("parseHttpDate", ["parsehttpdate", "parse", "http", "date"]),
+        ("parse_http_date", ["parse_http_date", "parse", "http", "date"]),
+        ("HTTPServer", ["httpserver", "http", "server"]),
+        ("utf8Decode", ["utf8decode", "utf", "8", "decode"]),
+        ("__init__", ["init"]),
+        ("a.b(c, d)", ["a", "b", "c", "d"]),
+        ("x = x + 1", ["x", "x", "1"]),
+        ("naïveÉtat", ["naïveétat", "naïve", "état"]),
+        ("  -> ;; ", []),
+        ("", []),
+    ],
+)
+def test_split_identifiers_yields_lowercased_identifiers_then_their_parts(text: str, expected: list[str]) -> None:
+    assert split_identifiers(text) == expected
+
+
+def test_the_same_text_always_embeds_to_the_same_vector_even_in_a_new_instance() -> None:
+    text = "def parse_http_date(value: str) -> datetime:"
+    assert HashingEmbedder().embed([text]) == HashingEmbedder().embed([text])
+
+
+def test_the_vector_does_not_depend_on_pythons_hash_seed() -> None:
+    # blake2b, not hash(): a fixed token lands in a fixed bucket in every process.
+    vector = HashingEmbedder().embed(["x"])[0]
+    assert [i for i, v in enumerate(vector) if v != 0.0] == [_expected_bucket("x")]
+
+
+def _expected_bucket(token: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big") % 256
+
+
+def test_vectors_have_256_dimensions_and_unit_norm() -> None:
+    embedder = HashingEmbedder()
+    vectors = embedder.embed(["class Foo:\n    pass", "SELECT * FROM users", "x"])
+    assert embedder.dim == 256
+    assert all(len(v) == 256 for v in vectors)
+    assert all(math.isclose(_norm(v), 1.0, rel_tol=1e-9) for v in vectors)
+
+
+def test_empty_input_gives_no_vectors() -> None:
+    assert HashingEmbedder().embed([]) == []
+
+
+def test_text_without_identifiers_gets_a_nonzero_unit_vector() -> None:
+    empty, punctuation = HashingEmbedder().embed(["", "(){};"])
+    assert math.isclose(_norm(empty), 1.0)
+    assert empty == punctuation
+
+
+def test_texts_sharing_identifier_parts_are_closer_than_unrelated_texts() -> None:
+    query, similar, unrelated = HashingEmbedder().embed(
+        ["parseHttpDate", "def parse_http_date(header): ...", "socket.listen(backlog)"]
+    )
+    assert _cosine(query, similar) > _cosine(query, unrelated)
+    assert _cosine(query, similar) > 0.5
+
+
+def test_repeating_a_token_changes_the_vector_sublinearly() -> None:
+    once, many = HashingEmbedder().embed(["alpha beta", "alpha alpha alpha alpha beta"])
+    assert once != many
+    # With linear weights alpha would dominate (4:1); with 1+log(4) ≈ 2.39 it does not.
+    assert _cosine(once, many) > 0.9
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_any_text_embeds_to_a_finite_unit_vector(text: str) -> None:
+    (vector,) = HashingEmbedder().embed([text])
+    assert len(vector) == 256
+    assert all(math.isfinite(x) for x in vector)
+    assert math.isclose(_norm(vector), 1.0, rel_tol=1e-9)
+
+
+def test_make_embedder_picks_the_hashing_embedder_from_settings() -> None:
+    embedder = make_embedder(Settings(CODESEARCH_EMBEDDER="hashing"))  # type: ignore[call-arg]
+    assert embedder.model_id == "hashing:v1"
+
+
+def test_get_embedder_returns_one_shared_instance_per_configuration() -> None:
+    hashing = Settings(CODESEARCH_EMBEDDER="hashing")  # type: ignore[call-arg]
+    ollama_a = Settings(CODESEARCH_EMBEDDER="ollama", OLLAMA_HOST="http://127.0.0.1:1", CODESEARCH_OLLAMA_MODEL="m")  # type: ignore[call-arg]
+    ollama_b = Settings(CODESEARCH_EMBEDDER="ollama", OLLAMA_HOST="http://127.0.0.1:2")  # type: ignore[call-arg]
+    assert get_embedder(hashing) is get_embedder(Settings(CODESEARCH_EMBEDDER="hashing"))  # type: ignore[call-arg]
+    assert get_embedder(ollama_a) is not get_embedder(ollama_b)
+    assert get_embedder(ollama_a).model_id == "ollama:m"

