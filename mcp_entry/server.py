@@ -54,9 +54,10 @@ def tool_edge(fn: Callable[..., T]) -> Callable[..., T]:
 def build_server(settings: Settings | None = None) -> MCPServer:
     """The MCP server with every tool registered, against the configured database and broker."""
     import actors  # configures the broker; the server only sends messages
+    from actors.broker import DATABASE_URL
 
     settings = settings or get_settings()
-    store = get_store(actors.broker.DATABASE_URL)
+    store = get_store(DATABASE_URL)
     server: MCPServer = MCPServer(name="codesearch", instructions=INSTRUCTIONS)
     project = functools.partial(_project, settings)
 

@@ -68,8 +68,9 @@ class WorkerGroup:
                         dramatiq_prom_db=prom)
         cmd = [sys.executable, "-m", "dramatiq", "actors", "--processes", str(self.processes),
                "--threads", str(self.threads)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with self.log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
