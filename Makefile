@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/codesearch up --index .
 
 test: $(STAMP)
+	$(BIN)/mypy --strict domain
 	$(BIN)/python -m pytest
 
 typecheck: $(STAMP)

@@ -14,7 +14,7 @@ import logging
 import traceback
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from actors.broker import DATABASE_URL
 from domain import indexing, progress
@@ -46,7 +46,8 @@ def _last_attempt() -> bool:
 
 
 def _should_retry(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT_ERRORS) and not _last_attempt()
+    # A batch that ran out of time may be lucky on a less loaded worker: retry it like a transient error.
+    return isinstance(exc, (*TRANSIENT_ERRORS, TimeLimitExceeded)) and not _last_attempt()
 
 
 def enqueue_job(store: Store, job_id: str) -> None:
@@ -80,7 +81,7 @@ def index_batch(job_id: str, batch_no: int) -> dict[str, object]:
     settings, store, embedder = _context()
     try:
         return indexing.index_batch(store, settings, embedder, job_id, batch_no).as_message()
-    except Exception as exc:
+    except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is not an Exception
         if _should_retry(exc):
             raise
         failed = indexing.BatchResult(job_id, batch_no, status="failed", error_type=type(exc).__name__,

@@ -14,6 +14,7 @@ import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -57,7 +58,7 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg2://{rest}"
 
 
-def _pgserver():  # type: ignore[no-untyped-def]
+def _pgserver() -> Any:
     # pgserver asks platformdirs for XDG_RUNTIME_DIR at import; unset in containers and CI, it warns
     # and falls back to /tmp, which is what we want anyway.
     with warnings.catch_warnings():
@@ -82,7 +83,7 @@ def start_embedded(settings: Settings) -> str:
         raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {settings.pgdata}: {exc}") from exc
     admin_url = server.get_uri()
     _ensure_database(admin_url, EMBEDDED_DATABASE)
-    return server.get_uri(database=EMBEDDED_DATABASE)
+    return str(server.get_uri(database=EMBEDDED_DATABASE))
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
@@ -125,7 +126,7 @@ def stop_embedded(settings: Settings, timeout_s: float = 20.0) -> bool:
     return True
 
 
-def _postmaster(pgdata: Path):  # type: ignore[no-untyped-def]
+def _postmaster(pgdata: Path) -> Any:
     PostmasterInfo = _pgserver().utils.PostmasterInfo
 
     try:
@@ -194,7 +195,7 @@ def redact(url: str) -> str:
 
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str) -> Any:
     """An Alembic config for the migrations shipped with codesearch, pointed at `url`."""
     from alembic.config import Config
 

@@ -106,7 +106,7 @@ def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: st
         result.status = "cancelled"
         return result
     repo_id, root, force = str(batch["repository_id"]), Path(batch["repo_path"]), bool(batch["force_reindex"])
-    entries: list[FileEntry] = [tuple(e) for e in batch["files"]]  # type: ignore[misc]
+    entries: list[FileEntry] = [tuple(e) for e in batch["files"]]
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
     for path, size, mtime_ns in entries:
         if store.job_state(job_id) != "running":

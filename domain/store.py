@@ -331,7 +331,7 @@ class Store:
                    RETURNING id""",
                 (repository_id, file.path, file.language, file.size_bytes, file.mtime_ns, file.content_hash),
             )
-            file_id = cur.fetchone()["id"]  # type: ignore[index]
+            file_id = cur.fetchone()["id"]
             cur.execute("DELETE FROM chunks WHERE file_id = %s", (file_id,))
             psycopg2.extras.execute_values(
                 cur,

@@ -19,7 +19,7 @@ from domain import database
 from domain.errors import CodesearchError
 from domain.settings import Settings, get_settings
 
-EXIT_FAILED, EXIT_CANCELLED = 1, 3
+EXIT_FAILED, EXIT_CANCELLED, EXIT_NOT_RUNNING = 1, 3, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +73,7 @@ def _db_status(settings: Settings) -> int:
     st = database.embedded_status(settings)
     if not st.running:
         print(f"embedded PostgreSQL: not running (data in {st.pgdata})")
-        return EXIT_CANCELLED
+        return EXIT_NOT_RUNNING
     note = " - no client attached (orphaned? stop it with `codesearch db stop`)" if st.orphaned else ""
     print(f"embedded PostgreSQL: running, pid {st.pid}, {st.connections} client connections{note}")
     print(f"data: {st.pgdata}\nurl: {st.url}")
@@ -96,6 +96,8 @@ def worker_command(processes: int, threads: int) -> list[str]:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     database.database_url(settings)  # start the embedded server once, before the worker processes race to
+    # Dramatiq's metrics endpoint binds 0.0.0.0 unless told otherwise; keep it on loopback by default.
+    os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
     cmd = worker_command(args.processes or settings.worker_processes, args.threads or settings.worker_threads)
     os.execv(cmd[0], cmd)
     return 0  # not reached
@@ -115,10 +117,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    # Stop on exit only an embedded server this command started; one already running stays up.
+    owns_db = not settings.database_url and not database.embedded_status(settings).running
+    try:
+        return _up(args, settings)
+    finally:
+        if owns_db:
+            database.stop_embedded(settings)
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
     url = database.database_url(settings)
     database.migrate(url)
     host, port = settings.http_host, args.port or settings.http_port
     me = [sys.executable, "-m", "mcp_entry"]
+    os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
     children = [
         subprocess.Popen(worker_command(settings.worker_processes, settings.worker_threads)),
         subprocess.Popen([*me, "serve", "--transport", "http", "--host", host, "--port", str(port)]),
@@ -126,9 +139,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _wait_for_port(host, port, children[1])
         print(f"MCP endpoint: http://{host}:{port}/mcp  (Ctrl-C stops everything)", flush=True)
-        code = 0
-        for path in args.index or []:
-            code = max(code, _index_and_wait(path, args.project, False, settings))
+        for path in args.index or []:  # a failed job is shown; the server keeps serving what is indexed
+            _index_and_wait(path, args.project, False, settings)
         print(f"Serving MCP at http://{host}:{port}/mcp - try: codesearch search \"where are jobs aggregated\"",
               flush=True)
         while all(c.poll() is None for c in children):
@@ -172,7 +184,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         return _index_and_wait(args.path, args.project, args.force, settings, as_json=args.json)
     from mcp_entry import console
 
-    status = console.start(args.path, args.project or settings.default_project, args.force)
+    # A command line takes paths relative to where it runs; MCP clients must send absolute ones.
+    status = console.start(os.path.abspath(args.path), args.project or settings.default_project, args.force)
     _emit(args, status, lambda: print(f"job {status.job_id} {status.status}"))
     return 0
 
@@ -180,7 +193,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def _index_and_wait(path: str, project: str | None, force: bool, settings: Settings, as_json: bool = False) -> int:
     from mcp_entry import console
 
-    status = console.start(path, project or settings.default_project, force)
+    status = console.start(os.path.abspath(path), project or settings.default_project, force)
     final = console.wait(status, quiet=as_json)
     if as_json:
         print(final.model_dump_json())

@@ -49,7 +49,8 @@ CREATE TABLE files (
     indexed_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (repository_id, path)
 );
-COMMENT ON COLUMN files.content_hash IS 'sha256 of the file bytes; decides whether a file changed (not mtime).';
+COMMENT ON COLUMN files.content_hash IS
+    'sha256 of the decoded text; decides whether a file whose size or mtime moved really changed.';
 
 CREATE TABLE chunks (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
