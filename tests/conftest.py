@@ -55,6 +55,14 @@ def _recreate(admin: str, name: str, template: str | None = None) -> None:
     conn.close()
 
 
+def _drop(admin: str, name: str) -> None:
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
 @pytest.fixture
 def fresh_db() -> Iterator[str]:
     """URL of a database of its own, migrated to head (cloned from the template)."""
@@ -62,11 +70,7 @@ def fresh_db() -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     _recreate(admin, name, template=TEMPLATE_DB)
     yield database_url_for(admin, name)
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    _drop(admin, name)
 
 
 @pytest.fixture
@@ -76,11 +80,7 @@ def empty_db() -> Iterator[str]:
     name = f"m_{uuid.uuid4().hex[:12]}"
     _recreate(admin, name)
     yield database_url_for(admin, name)
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    _drop(admin, name)
 
 
 @pytest.fixture(scope="session")
