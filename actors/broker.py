@@ -6,6 +6,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from dramatiq_pg import PostgresBroker
 
+from actors.rescue import Rescuer
 from domain.database import database_url
 from domain.settings import get_settings
 
@@ -17,6 +18,7 @@ def make_broker(url: str) -> PostgresBroker:
     """A PostgresBroker without the results backend: results travel through pipelines, not storage."""
     broker = PostgresBroker(url=url, results=False)
     broker.add_middleware(CurrentMessage())
+    broker.add_middleware(Rescuer(url))
     return broker
 
 

@@ -273,6 +273,27 @@ class Store:
         row = self._one("SELECT state::text AS state FROM dramatiq.queue WHERE message_id = %s::uuid", (message_id,))
         return str(row["state"]) if row else None
 
+    def renotify_orphaned_messages(self, min_age_s: float) -> int:
+        """Re-send the enqueue NOTIFY of consumed dramatiq-pg messages older than min_age_s.
+
+        Runs in one process at a time (transaction-level advisory lock); returns how many were sent,
+        0 when another process holds the lock. Consumed messages of live workers are notified too:
+        their advisory lock makes the consume fail, so they never run twice.
+        """
+        with self.transaction() as cur:
+            cur.execute("SELECT pg_try_advisory_xact_lock(hashtext('codesearch.rescue')) AS mine")
+            if not cur.fetchone()["mine"]:
+                return 0
+            cur.execute(
+                """SELECT pg_notify('dramatiq.' || queue_name || '.enqueue', message::text)
+                   FROM dramatiq.queue
+                   WHERE state = 'consumed'
+                     -- dramatiq-pg writes mtime as (now() AT TIME ZONE 'UTC'); compare like with like
+                     AND mtime < (now() AT TIME ZONE 'UTC') - make_interval(secs => %s)""",
+                (min_age_s,),
+            )
+            return int(cur.rowcount)
+
     def batch_numbers(self, job_id: str, status: str = "pending") -> list[int]:
         rows = self._all("SELECT batch_no FROM indexing_batches WHERE job_id = %s AND status = %s ORDER BY batch_no",
                          (job_id, status))

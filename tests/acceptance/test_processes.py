@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import uuid
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,10 @@ def test_index_wait_says_plainly_when_no_worker_is_consuming(tmp_path: Path, fre
             store.close()
 
 
-def test_db_commands_detect_and_stop_an_orphaned_embedded_server(tmp_path: Path) -> None:
-    home = tmp_path / f"home-{uuid.uuid4().hex[:6]}"
+def test_db_commands_detect_and_stop_an_orphaned_embedded_server() -> None:
+    # Not under tmp_path: PostgreSQL runs as the `pgserver` user when we are root, and pytest keeps
+    # its basetemp 0700 (and re-applies that whenever a pytest run starts).
+    home = Path(tempfile.mkdtemp(prefix="cs-orphan-"))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["CODESEARCH_HOME"] = str(home)
     code = ("import time\nfrom domain.database import start_embedded\nfrom domain.settings import Settings\n"
@@ -153,3 +156,4 @@ def test_db_commands_detect_and_stop_an_orphaned_embedded_server(tmp_path: Path)
         assert "not running" in cli("db", "stop", env=env).stdout
     finally:
         cli("db", "stop", env=env)
+        shutil.rmtree(home, ignore_errors=True)
