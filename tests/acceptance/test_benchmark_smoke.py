@@ -1,0 +1,22 @@
+"""A seconds-long run of each benchmark script, so the scripts do not rot (figures are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import ROOT, SAMPLE_REPO, child_env, free_port, make_repo
+
+
+def test_index_corpus_benchmark_reports_a_completed_run_as_json(tmp_path: Path, fresh_db: str) -> None:
+    repo = make_repo(tmp_path / "corpus", SAMPLE_REPO)
+    done = subprocess.run(
+        [sys.executable, "benchmarks/index_corpus.py", str(repo), "--processes", "1", "--threads", "2",
+         "--prom-port", str(free_port())],
+        cwd=ROOT, env=child_env(fresh_db), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "completed" and result["files"] == 5 and result["chunks"] >= 5
+    assert result["wall_s"] > 0 and result["chunks_per_s"] > 0
