@@ -51,4 +51,4 @@ class Rescuer(Middleware):
                 log.warning("rescue round skipped: %s", exc)
                 continue
             if count:
-                log.info("re-notified %d consumed message(s) for rescue", count)
+                log.debug("re-notified %d consumed message(s) for rescue", count)

@@ -132,13 +132,19 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     host, port = settings.http_host, args.port or settings.http_port
     me = [sys.executable, "-m", "mcp_entry"]
     os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
-    children = [
-        subprocess.Popen(worker_command(settings.worker_processes, settings.worker_threads)),
-        subprocess.Popen([*me, "serve", "--transport", "http", "--host", host, "--port", str(port)]),
-    ]
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # The children log to files so the progress bar stays readable; the paths are printed below.
+    with (logs / "worker.log").open("ab") as worker_log, (logs / "server.log").open("ab") as server_log:
+        children = [
+            subprocess.Popen(worker_command(settings.worker_processes, settings.worker_threads),
+                             stdout=worker_log, stderr=subprocess.STDOUT),
+            subprocess.Popen([*me, "serve", "--transport", "http", "--host", host, "--port", str(port)],
+                             stdout=server_log, stderr=subprocess.STDOUT),
+        ]
     try:
         _wait_for_port(host, port, children[1])
-        print(f"MCP endpoint: http://{host}:{port}/mcp  (Ctrl-C stops everything)", flush=True)
+        print(f"MCP endpoint: http://{host}:{port}/mcp  (Ctrl-C stops everything; logs in {logs})", flush=True)
         for path in args.index or []:  # a failed job is shown; the server keeps serving what is indexed
             _index_and_wait(path, args.project, False, settings)
         print(f"Serving MCP at http://{host}:{port}/mcp - try: codesearch search \"where are jobs aggregated\"",
