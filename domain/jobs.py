@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.models import JobState, JobStatus, parse_job_id, parse_project_id
+from domain.models import FINAL_STATES, JobState, JobStatus, parse_job_id, parse_project_id
 from domain.paths import validate_repo_path
 from domain.store import Row, Store
 
-JOB_STATES: tuple[str, ...] = ("pending", "running", "completed", "failed", "cancelled")
+JOB_STATES: tuple[str, ...] = get_args(JobState)
 
 
 def to_status(row: Row) -> JobStatus:
@@ -61,4 +63,4 @@ def list_jobs(store: Store, project_id: str | None, status: str | None, limit: i
 
 
 def is_final(state: JobState) -> bool:
-    return state in ("completed", "failed", "cancelled")
+    return state in FINAL_STATES

@@ -12,9 +12,7 @@ from pydantic import BaseModel, Field
 from domain.errors import InvalidInput
 
 JobState = Literal["pending", "running", "completed", "failed", "cancelled"]
-ACTIVE_STATES: tuple[JobState, ...] = ("pending", "running")
 FINAL_STATES: tuple[JobState, ...] = ("completed", "failed", "cancelled")
-SearchMode = Literal["semantic"]
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

@@ -15,11 +15,3 @@ def roll_up(store: Store, batch_result: dict[str, Any]) -> Row | None:
     longer running (cancelled or already finished).
     """
     return store.aggregate_job(str(batch_result["job_id"]))
-
-
-def describe(job: Row) -> str:
-    """A one-line summary a person can read."""
-    scanned = job.get("files_scanned")
-    done = (job.get("files_indexed") or 0) + (job.get("files_skipped") or 0)
-    total = "?" if scanned is None else str(scanned)
-    return f"{job['status']}: {done}/{total} files, {job.get('chunks_created') or 0} chunks ({job['progress_percentage']:.0f}%)"

@@ -8,18 +8,14 @@ import pytest
 
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
 from domain.errors import InvalidInput
+from tests.support import make_repo
 
 MAX = 1024 * 1024
 
 
 def write(root: Path, relpath: str, content: str | bytes = "x = 1\n") -> Path:
-    path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
+    make_repo(root, {relpath: content})
+    return root / relpath
 
 
 def paths(root: Path, max_file_bytes: int = MAX) -> list[str]:
