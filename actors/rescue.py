@@ -10,6 +10,8 @@ consume fails. One process at a time does this, under a transaction-level adviso
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 
 import dramatiq
@@ -24,6 +26,8 @@ RESCUE_INTERVAL_S = 5.0
 # Only messages consumed at least this long ago are re-notified, so a message that was just taken
 # by a live worker is not raced for; being alive, that worker's lock would win anyway.
 ORPHAN_MIN_AGE_S = 5.0
+# A worker whose heartbeat is older than this is taken for dead (three missed rounds).
+HEARTBEAT_MAX_AGE_S = 3 * RESCUE_INTERVAL_S
 
 
 class Rescuer(Middleware):
@@ -41,10 +45,26 @@ class Rescuer(Middleware):
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:  # after the thread has stopped, so no late heartbeat brings the row back
+            get_store(self.database_url).remove_worker(self.worker_id)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("could not remove worker heartbeat: %s", exc)
+
+    @property
+    def worker_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     def _run(self) -> None:
         store = get_store(self.database_url)
-        while not self._stop.wait(RESCUE_INTERVAL_S):
+        while True:
+            try:
+                store.heartbeat_worker(self.worker_id, socket.gethostname(), os.getpid())
+            except TRANSIENT_ERRORS as exc:
+                log.warning("heartbeat skipped: %s", exc)
+            if self._stop.wait(RESCUE_INTERVAL_S):
+                return
             try:
                 count = store.renotify_orphaned_messages(ORPHAN_MIN_AGE_S)
             except TRANSIENT_ERRORS as exc:  # the database is restarting: try again next round

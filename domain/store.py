@@ -294,6 +294,27 @@ class Store:
             )
             return int(cur.rowcount)
 
+    def heartbeat_worker(self, worker_id: str, hostname: str, pid: int) -> None:
+        """Record that worker process `worker_id` is alive now."""
+        with self.transaction() as cur:
+            cur.execute(
+                """INSERT INTO worker_heartbeats (worker_id, hostname, pid) VALUES (%s, %s, %s)
+                   ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()""",
+                (worker_id, hostname, pid),
+            )
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM worker_heartbeats WHERE worker_id = %s", (worker_id,))
+
+    def live_workers(self, max_age_s: float) -> list[Row]:
+        """Worker processes whose last heartbeat is at most max_age_s old."""
+        return self._all(
+            """SELECT worker_id, hostname, pid, started_at, heartbeat_at FROM worker_heartbeats
+               WHERE heartbeat_at > now() - make_interval(secs => %s) ORDER BY started_at""",
+            (max_age_s,),
+        )
+
     def batch_numbers(self, job_id: str, status: str = "pending") -> list[int]:
         rows = self._all("SELECT batch_no FROM indexing_batches WHERE job_id = %s AND status = %s ORDER BY batch_no",
                          (job_id, status))

@@ -75,7 +75,9 @@ class WorkerGroup:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        # Only the main process: it forwards SIGTERM to its workers once. Signalling the whole group
+        # would hand each worker a second SIGTERM, which dramatiq treats as "kill now".
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
