@@ -11,6 +11,7 @@ error, the failure is stored and the job fails.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 
 import dramatiq
@@ -21,6 +22,7 @@ from domain import indexing, progress
 from domain.embedders import Embedder, get_embedder
 from domain.settings import Settings, get_settings
 from domain.store import TRANSIENT_ERRORS, Store, get_store
+from monitoring import indexing as metrics
 
 log = logging.getLogger(__name__)
 QUEUE = "codesearch"
@@ -37,7 +39,7 @@ retrying = {"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_back
 
 def _context() -> tuple[Settings, Store, Embedder]:
     settings = get_settings()
-    return settings, get_store(DATABASE_URL), get_embedder(settings)
+    return settings, get_store(DATABASE_URL), metrics.InstrumentedEmbedder(get_embedder(settings))
 
 
 def _last_attempt() -> bool:
@@ -63,12 +65,14 @@ def plan_job(job_id: str) -> None:
     try:
         batches = indexing.plan_job(store, settings, embedder, job_id)
     except Exception as exc:
+        metrics.record_error("plan", type(exc).__name__)
         if _should_retry(exc):
             raise
         store.fail_job(job_id, type(exc).__name__, str(exc) or type(exc).__name__, traceback.format_exc())
         return
     if batches is None:
         return
+    _record_plan(store, job_id)
     if not batches:
         progress.roll_up(store, {"job_id": job_id})
     for batch_no in batches:
@@ -79,15 +83,20 @@ def plan_job(job_id: str) -> None:
 def index_batch(job_id: str, batch_no: int) -> dict[str, object]:
     """Index one file batch; its result goes down the pipe to `aggregate_batch`."""
     settings, store, embedder = _context()
+    started = time.perf_counter()
     try:
-        return indexing.index_batch(store, settings, embedder, job_id, batch_no).as_message()
+        result = indexing.index_batch(store, settings, embedder, job_id, batch_no).as_message()
+        metrics.record_batch(result, time.perf_counter() - started)
+        return result
     except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is not an Exception
         if _should_retry(exc):
+            metrics.record_error("batch", type(exc).__name__)
             raise
         failed = indexing.BatchResult(job_id, batch_no, status="failed", error_type=type(exc).__name__,
                                       error_message=str(exc) or type(exc).__name__)
         store.finish_batch(job_id, batch_no, "failed", {**failed.counts(), "error_traceback": traceback.format_exc()})
         log.exception("batch %s of job %s failed", batch_no, job_id)
+        metrics.record_batch(failed.as_message(), time.perf_counter() - started)
         return failed.as_message()
 
 
@@ -95,4 +104,13 @@ def index_batch(job_id: str, batch_no: int) -> dict[str, object]:
 def aggregate_batch(batch_result: dict[str, object]) -> None:
     """Roll one batch's result into its job's row (idempotent)."""
     _, store, _ = _context()
-    progress.roll_up(store, batch_result)
+    job = progress.roll_up(store, batch_result)
+    if job is not None and job["status"] in ("completed", "failed"):  # this call finished the job
+        metrics.record_job_finished(str(job["status"]))
+
+
+def _record_plan(store: Store, job_id: str) -> None:
+    # A redelivered planning message counts discovery's skips again; that only happens after a crash.
+    job = store.get_job(job_id)
+    if job is not None:
+        metrics.record_plan((job.get("metadata") or {}).get("skipped_by_reason") or {})

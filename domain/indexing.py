@@ -29,6 +29,7 @@ class BatchResult:
     files_indexed: int = 0
     files_skipped: int = 0
     chunks_created: int = 0
+    bytes_indexed: int = 0
     error_type: str | None = None
     error_message: str | None = None
 
@@ -121,6 +122,7 @@ def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: st
         else:
             result.files_indexed += 1
             result.chunks_created += outcome
+            result.bytes_indexed += size
     store.finish_batch(job_id, batch_no, "completed", result.counts())
     return result
 

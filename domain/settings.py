@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_env("CODESEARCH_HTTP_PORT"))
     worker_processes: int = Field(default=2, ge=1, validation_alias=_env("CODESEARCH_WORKER_PROCESSES"))
     worker_threads: int = Field(default=4, ge=1, validation_alias=_env("CODESEARCH_WORKER_THREADS"))
+    # Worker metrics: one exposition server per worker group (per `dramatiq actors`), serving the
+    # metrics of all its processes from one prometheus_client multiprocess directory. Two groups on
+    # one host need different ports and directories. Dramatiq's own variable names are honoured too.
+    worker_metrics_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices(
+        "CODESEARCH_WORKER_METRICS_HOST", "dramatiq_prom_host"))
+    worker_metrics_port: int = Field(default=9191, ge=1, le=65535, validation_alias=AliasChoices(
+        "CODESEARCH_WORKER_METRICS_PORT", "dramatiq_prom_port"))
+    worker_metrics_dir: Path | None = Field(default=None, validation_alias=AliasChoices(
+        "CODESEARCH_WORKER_METRICS_DIR", "dramatiq_prom_db"))
+
+    @property
+    def metrics_dir(self) -> Path:
+        """The worker group's prometheus_client multiprocess directory (cleared when a group starts)."""
+        return self.worker_metrics_dir or self.home / "worker-metrics"
 
     @property
     def pgdata(self) -> Path:

@@ -501,6 +501,42 @@ class Store:
         )
 
 
+    # --- operations (metrics and health) ----------------------------------------------------------
+
+    def operations_snapshot(self, worker_max_age_s: float) -> Row:
+        """What the scrape-time metrics collector reports, read in one transaction.
+
+        Keys: jobs_by_status {status: count}, pending_batches, oldest_pending_job_age_s (0 when none),
+        running_jobs [{job_id, project_id, repo_name, progress_percentage, idle_s}] where idle_s is the
+        time since the job last showed activity (start, a batch finishing or a batch heartbeat),
+        queue_depth {queue_name: queued messages}, live_workers.
+        """
+        with self.transaction() as cur:
+            cur.execute("SELECT status, count(*) AS n FROM indexing_jobs GROUP BY status")
+            jobs = {r["status"]: int(r["n"]) for r in cur.fetchall()}
+            cur.execute("SELECT count(*) AS n FROM indexing_batches WHERE status = 'pending'")
+            pending_batches = int(cur.fetchone()["n"])
+            cur.execute(
+                """SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age
+                   FROM indexing_jobs WHERE status = 'pending'""")
+            oldest = float(cur.fetchone()["age"])
+            cur.execute(
+                """SELECT j.id::text AS job_id, j.project_id, j.repo_name, j.progress_percentage,
+                          extract(epoch FROM now() - greatest(j.started_at, max(b.finished_at),
+                                                              max(b.heartbeat_at), max(b.started_at))) AS idle_s
+                   FROM indexing_jobs j LEFT JOIN indexing_batches b ON b.job_id = j.id
+                   WHERE j.status = 'running' GROUP BY j.id ORDER BY j.created_at""")
+            running = [dict(r) for r in cur.fetchall()]
+            cur.execute(
+                """SELECT queue_name, count(*) AS n FROM dramatiq.queue WHERE state = 'queued'
+                   GROUP BY queue_name""")
+            queues = {r["queue_name"]: int(r["n"]) for r in cur.fetchall()}
+            cur.execute("SELECT count(*) AS n FROM worker_heartbeats "
+                        "WHERE heartbeat_at > now() - make_interval(secs => %s)", (worker_max_age_s,))
+            live = int(cur.fetchone()["n"])
+        return {"jobs_by_status": jobs, "pending_batches": pending_batches, "oldest_pending_job_age_s": oldest,
+                "running_jobs": running, "queue_depth": queues, "live_workers": live}
+
 _stores: dict[str, Store] = {}
 _stores_lock = threading.Lock()
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 
 from pydantic import BaseModel
@@ -18,6 +19,9 @@ from pydantic import BaseModel
 from domain import database
 from domain.errors import CodesearchError
 from domain.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from monitoring.server import ServerMetrics
 
 EXIT_FAILED, EXIT_CANCELLED, EXIT_NOT_RUNNING = 1, 3, 3
 
@@ -108,12 +112,36 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     server = build_server(settings)
     if args.transport == "stdio":
+        if args.metrics_port:  # stdout is the MCP channel: metrics go to their own port
+            _serve_metrics(server.metrics, settings.http_host, args.metrics_port)
         server.run()
     else:
         host, port = args.host or settings.http_host, args.port or settings.http_port
         print(f"MCP endpoint: http://{host}:{port}/mcp", file=sys.stderr, flush=True)
         server.run("streamable-http", host=host, port=port, streamable_http_path="/mcp")
     return 0
+
+
+def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
+    """The server-side metrics (database state) once on stdout, or served on --port."""
+    from mcp_entry.server import build_server
+
+    metrics = build_server(settings).metrics
+    if args.port is None:
+        sys.stdout.write(metrics.render()[0].decode())
+        return 0
+    host = args.host or settings.http_host
+    _serve_metrics(metrics, host, args.port)
+    print(f"metrics: http://{host}:{args.port}/metrics", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+
+
+def _serve_metrics(metrics: ServerMetrics, host: str, port: int) -> None:
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host, registry=metrics.registry)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -254,7 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=_port, default=None)
+    s.add_argument("--metrics-port", type=_port, default=None,
+                   help="stdio only: also serve Prometheus metrics on this port (HTTP serves them at /metrics)")
     s.set_defaults(handler=cmd_serve)
+    m = sub.add_parser("metrics", help="print the server metrics, or serve them on --port (for stdio deployments)")
+    m.add_argument("--host", default=None)
+    m.add_argument("--port", type=_port, default=None)
+    m.set_defaults(handler=cmd_metrics)
     u = sub.add_parser("up", help="database, migrations, workers and the MCP HTTP server in one command")
     u.add_argument("--index", action="append", metavar="PATH")
     u.add_argument("--project", default=None)

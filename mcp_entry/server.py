@@ -12,6 +12,8 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import Response
 
 from domain import jobs
 from domain import search as search_domain
@@ -20,6 +22,7 @@ from domain.errors import CodesearchError
 from domain.models import JobList, JobState, JobStatus, SearchResponse, StartedJob
 from domain.settings import Settings, get_settings
 from domain.store import get_store
+from monitoring.server import ServerMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,15 +54,47 @@ def tool_edge(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def build_server(settings: Settings | None = None) -> MCPServer:
-    """The MCP server with every tool registered, against the configured database and broker."""
+class CodesearchServer(MCPServer):
+    """MCPServer that counts every tool call and error (validation errors included) in its metrics."""
+
+    def __init__(self, metrics: ServerMetrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        tool = name if self._tool_manager.get_tool(name) is not None else "unknown"
+        self.metrics.tool_calls.labels(tool).inc()
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except Exception:
+            self.metrics.tool_errors.labels(tool).inc()
+            raise
+        if getattr(result, "is_error", False):
+            self.metrics.tool_errors.labels(tool).inc()
+        return result
+
+
+def build_server(settings: Settings | None = None) -> CodesearchServer:
+    """The MCP server with every tool registered, against the configured database and broker.
+
+    Its `/metrics` route (streamable HTTP only) serves `server.metrics`.
+    """
     import actors  # configures the broker; the server only sends messages
     from actors.broker import DATABASE_URL
+    from actors.indexing import QUEUE
+    from actors.rescue import HEARTBEAT_MAX_AGE_S
 
     settings = settings or get_settings()
     store = get_store(DATABASE_URL)
-    server: MCPServer = MCPServer(name="codesearch", instructions=INSTRUCTIONS)
+    metrics = ServerMetrics()
+    metrics.collect_database(store, HEARTBEAT_MAX_AGE_S, (QUEUE,))
+    server = CodesearchServer(metrics, name="codesearch", instructions=INSTRUCTIONS)
     project = functools.partial(_project, settings)
+
+    @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = await anyio.to_thread.run_sync(metrics.render)
+        return Response(body, media_type=content_type)
 
     def start(repo_path: str, project_id: str | None, force_reindex: bool, connection: str) -> tuple[JobStatus, bool]:
         status, created = jobs.create_job(store, repo_path, project(project_id), force_reindex, connection)
@@ -110,6 +145,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
 
     @server.tool()
     @tool_edge
+    @metrics.timed_search
     def search_code(query: Annotated[str, Field(description="What the code does, or an identifier.")],
                     project_id: ProjectId = None, limit: Annotated[int, Field(ge=1, le=50)] = 10,
                     file_type: Annotated[str | None, Field(description="File extension, e.g. 'py'.")] = None,

@@ -57,15 +57,24 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
 class WorkerGroup:
     """`dramatiq actors` as a real subprocess (its own process group, so all workers stop together)."""
 
-    def __init__(self, database_url: str, processes: int = 1, threads: int = 4) -> None:
+    def __init__(self, database_url: str, processes: int = 1, threads: int = 4, metrics_dir: str | None = None,
+                 **env: str) -> None:
         self.database_url, self.processes, self.threads = database_url, processes, threads
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(tempfile.mkstemp(prefix="cs-worker-", suffix=".log")[1])
+        self.metrics_port = free_port()
+        self.metrics_dir = metrics_dir or tempfile.mkdtemp(prefix="cs-prom-")
+        self.env = env
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self) -> None:
-        prom = tempfile.mkdtemp(prefix="cs-prom-")
-        env = child_env(self.database_url, dramatiq_prom_port=str(free_port()), dramatiq_prom_host="127.0.0.1",
-                        dramatiq_prom_db=prom)
+        env = child_env(self.database_url, dramatiq_prom_port=str(self.metrics_port), dramatiq_prom_host="127.0.0.1",
+                        dramatiq_prom_db=self.metrics_dir, CODESEARCH_WORKER_METRICS_PORT=str(self.metrics_port),
+                        CODESEARCH_WORKER_METRICS_HOST="127.0.0.1", CODESEARCH_WORKER_METRICS_DIR=self.metrics_dir,
+                        **self.env)
         cmd = [sys.executable, "-m", "dramatiq", "actors", "--processes", str(self.processes),
                "--threads", str(self.threads)]
         with self.log.open("wb") as out:  # the child keeps its own copy of the descriptor

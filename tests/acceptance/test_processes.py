@@ -44,12 +44,13 @@ def test_a_stdio_client_indexes_and_searches_through_codesearch_serve(tmp_path: 
 
 
 class HttpServer:
-    def __init__(self, database_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
+    def __init__(self, database_url: str, *args: str, host: str = "127.0.0.1", **env: str) -> None:
+        self.port, self.host = free_port(), host
+        self.url = f"http://{host}:{self.port}/mcp"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mcp_entry", "serve", "--transport", "http", "--port", str(self.port)],
-            cwd=ROOT, env=child_env(database_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [sys.executable, "-m", "mcp_entry", "serve", "--transport", "http", "--port", str(self.port),
+             "--host", host, *args],
+            cwd=ROOT, env=child_env(database_url, **env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._listening, 60, what="the HTTP server to listen")
 
     def _listening(self) -> bool:
@@ -57,7 +58,7 @@ class HttpServer:
 
         assert self.proc.poll() is None, "the server exited"
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            socket.create_connection((self.host, self.port), timeout=0.5).close()
             return True
         except OSError:
             return False

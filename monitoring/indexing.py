@@ -1,0 +1,108 @@
+"""What indexing did, as worker metrics: recorded by the actors from the results the domain returns.
+
+The objects are created on first use, in the worker process, after `WorkerMetrics` has put
+prometheus_client in multiprocess mode; see `monitoring.worker`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from domain.embedders import Embedder
+
+BATCH_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+EMBED_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+EMBED_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: Files a batch counted as skipped: unchanged since the last run, or not decodable as text.
+BATCH_SKIP_REASON = "unchanged_or_undecodable"
+
+
+class IndexingMetrics:
+    """The metric objects a worker process records into (see `indexing_metrics`)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.files_indexed = Counter("codesearch_files_indexed_total", "Files whose chunks were written.")
+        self.chunks_indexed = Counter("codesearch_chunks_indexed_total", "Chunks written.")
+        self.bytes_indexed = Counter("codesearch_indexed_bytes_total", "Bytes of the files whose chunks were written.")
+        self.files_skipped = Counter("codesearch_files_skipped_total", "Files not indexed, by reason.", ["reason"])
+        self.batches = Counter("codesearch_batches_total", "File batches finished, by outcome.", ["status"])
+        self.batch_duration = Histogram("codesearch_batch_duration_seconds", "Time to index one file batch.",
+                                        ["status"], buckets=BATCH_BUCKETS_S)
+        self.embed_duration = Histogram("codesearch_embedding_batch_duration_seconds",
+                                        "Time of one embedder call.", buckets=EMBED_BUCKETS_S)
+        self.embed_size = Histogram("codesearch_embedding_batch_texts", "Texts per embedder call.",
+                                    buckets=EMBED_SIZE_BUCKETS)
+        self.embed_errors = Counter("codesearch_embedding_errors_total", "Failed embedder calls, by error type.",
+                                    ["error_type"])
+        self.errors = Counter("codesearch_indexing_errors_total", "Indexing failures, by stage and error type.",
+                              ["stage", "error_type"])
+        self.jobs_finished = Counter("codesearch_jobs_finished_total", "Jobs completed or failed by the aggregator.",
+                                     ["status"])
+
+
+@lru_cache(maxsize=1)
+def indexing_metrics() -> IndexingMetrics:
+    """This process's metric objects, created on first use."""
+    return IndexingMetrics()
+
+
+def record_plan(skipped_by_reason: Mapping[str, int]) -> None:
+    """Discovery's skips (ignored, binary, secret, ...) of a freshly planned job."""
+    m = indexing_metrics()
+    for reason, count in skipped_by_reason.items():
+        m.files_skipped.labels(reason).inc(count)
+
+
+def record_batch(result: Mapping[str, Any], duration_s: float) -> None:
+    """One batch's outcome, from the BatchResult message the domain returned."""
+    m = indexing_metrics()
+    status = str(result.get("status", "completed"))
+    m.batches.labels(status).inc()
+    m.batch_duration.labels(status).observe(duration_s)
+    m.files_indexed.inc(int(result.get("files_indexed") or 0))
+    m.chunks_indexed.inc(int(result.get("chunks_created") or 0))
+    m.bytes_indexed.inc(int(result.get("bytes_indexed") or 0))
+    if result.get("files_skipped"):
+        m.files_skipped.labels(BATCH_SKIP_REASON).inc(int(result["files_skipped"]))
+    if result.get("error_type"):
+        record_error("batch", str(result["error_type"]))
+
+
+def record_error(stage: str, error_type: str) -> None:
+    indexing_metrics().errors.labels(stage, error_type).inc()
+
+
+def record_job_finished(status: str) -> None:
+    indexing_metrics().jobs_finished.labels(status).inc()
+
+
+class InstrumentedEmbedder:
+    """An embedder that times each call and counts its size and failures."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        m = indexing_metrics()
+        started = time.perf_counter()
+        try:
+            vectors = self.inner.embed(texts)
+        except Exception as exc:
+            m.embed_errors.labels(type(exc).__name__).inc()
+            raise
+        m.embed_duration.observe(time.perf_counter() - started)
+        m.embed_size.observe(len(texts))
+        return vectors
