@@ -16,6 +16,7 @@ from domain.embedders import Embedder
 BATCH_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 EMBED_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 EMBED_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+BATCH_OUTCOMES = ("completed", "failed", "cancelled")
 #: Files a batch counted as skipped: unchanged since the last run, or not decodable as text.
 BATCH_SKIP_REASON = "unchanged_or_undecodable"
 
@@ -43,6 +44,12 @@ class IndexingMetrics:
                               ["stage", "error_type"])
         self.jobs_finished = Counter("codesearch_jobs_finished_total", "Jobs completed or failed by the aggregator.",
                                      ["status"])
+        # Series that exist from boot at 0, so rate() sees the first job of a worker group.
+        for status in BATCH_OUTCOMES:
+            self.batches.labels(status)
+            self.batch_duration.labels(status)
+        for status in ("completed", "failed"):
+            self.jobs_finished.labels(status)
 
 
 @lru_cache(maxsize=1)
