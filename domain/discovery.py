@@ -16,8 +16,9 @@ from pathlib import Path
 import pathspec
 
 from domain.errors import InvalidInput
+from domain.secrets import SKIP_REASON as SECRET, SecretPolicy
 
-SKIP_REASONS = ("ignored", "binary", "too_large", "symlink_outside", "unreadable", "special")
+SKIP_REASONS = ("ignored", "binary", "too_large", "symlink_outside", "unreadable", "special", SECRET)
 
 _IGNORED_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache",
@@ -62,13 +63,14 @@ class Discovery:
     skipped: dict[str, int]
 
 
-def discover(root: Path, *, max_file_bytes: int) -> Discovery:
+def discover(root: Path, *, max_file_bytes: int, secrets: SecretPolicy | None = None) -> Discovery:
     """Walk `root` and return its indexable files.
 
     Honours the root and nested `.gitignore` files and `.git/info/exclude` (a deeper file's
     rules win, as in git), plus a built-in list of tool and dependency directories and binary or
     lock-file names. Symlinks are never followed: a link resolving outside the root is counted as
     "symlink_outside", any other link as "ignored" (its target, if inside, is found on its own).
+    Files that `secrets` (default: the built-in list) names as secrets are dropped as "secret".
 
     Raises:
         InvalidInput: `root` is not a directory.
@@ -90,6 +92,7 @@ def discover(root: Path, *, max_file_bytes: int) -> Discovery:
         layers = layers + _gitignore_layer(entries, rel_dir)
         for entry in entries:
             _visit(entry, rel_dir, layers, real_root, max_file_bytes, files, skipped, stack)
+    files, skipped[SECRET] = (secrets or SecretPolicy()).split(files, [f.path for f in files])
     files.sort(key=lambda f: f.path)
     return Discovery(files=files, skipped={r: skipped[r] for r in SKIP_REASONS if skipped[r]})
 

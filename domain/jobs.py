@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import get_args
 
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -18,15 +20,16 @@ def to_status(row: Row) -> JobStatus:
 
 
 def create_job(store: Store, repo_path: str, project_id: str, force: bool,
-               connection_id: str | None = None) -> tuple[JobStatus, bool]:
+               connection_id: str | None = None,
+               allowed_roots: Sequence[Path] | None = None) -> tuple[JobStatus, bool]:
     """Validate and record a job; returns it and whether it is new (a new job must be enqueued).
 
     An active job for the same repository and project is returned instead of a second one.
 
     Raises:
-        InvalidInput: a bad path or project id.
+        InvalidInput: a bad path (or one outside `allowed_roots`) or project id.
     """
-    root = validate_repo_path(repo_path)
+    root = validate_repo_path(repo_path, allowed_roots)
     project = parse_project_id(project_id)
     row, created = store.create_job(project, str(root), root.name or str(root), force, connection_id)
     return to_status(row), created

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from domain.errors import InvalidInput
 
 
-def validate_repo_path(raw: str) -> Path:
+def validate_repo_path(raw: str, allowed_roots: Sequence[Path] | None = None) -> Path:
     """The resolved repository directory for a client-supplied path.
 
+    With `allowed_roots` (resolved directories), the path must resolve, symlinks followed, inside one
+    of them; that is checked before anything else, so a client learns nothing about paths outside.
+
     Raises:
-        InvalidInput: empty, relative, containing '..', not existing, or not a directory.
+        InvalidInput: empty, relative, containing '..', outside the allowed roots, not existing, or not
+            a directory.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput("repo_path is empty: give the absolute path of a repository directory")
@@ -23,6 +28,9 @@ def validate_repo_path(raw: str) -> Path:
         raise InvalidInput(f"repo_path {raw!r} is relative: give an absolute path such as /home/me/project")
     if ".." in path.parts:
         raise InvalidInput(f"repo_path {raw!r} contains '..': give the directory's own absolute path")
+    if allowed_roots is not None and not is_inside_any(path, allowed_roots):
+        raise InvalidInput(f"repo_path {raw!r} is outside the directories codesearch may index; "
+                           "the operator can allow it with CODESEARCH_ALLOWED_ROOTS")
     try:
         resolved = path.resolve(strict=True)
     except (FileNotFoundError, RuntimeError):
@@ -34,3 +42,12 @@ def validate_repo_path(raw: str) -> Path:
     if not os.access(resolved, os.R_OK | os.X_OK):
         raise InvalidInput(f"repo_path {raw!r} is not readable by the codesearch process")
     return resolved
+
+
+def is_inside_any(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path`, resolved as far as it exists (symlinks followed), is one of `roots` or below one."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(resolved == root or root in resolved.parents for root in roots)

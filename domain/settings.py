@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmbedderName = Literal["local", "ollama", "hashing"]
@@ -42,6 +43,18 @@ class Settings(BaseSettings):
     chunk_max_lines: int = Field(default=40, ge=4, validation_alias=_env("CODESEARCH_CHUNK_MAX_LINES"))
     chunk_max_chars: int = Field(default=1500, ge=200, validation_alias=_env("CODESEARCH_CHUNK_MAX_CHARS"))
     chunk_overlap_lines: int = Field(default=4, ge=0, validation_alias=_env("CODESEARCH_CHUNK_OVERLAP_LINES"))
+    # Security (docs/security.md). Repository paths must resolve inside one of these directories
+    # (os.pathsep-separated); unset means the user's home directory. An HTTP server bound to a
+    # non-loopback address refuses to start unless this and CODESEARCH_HTTP_TOKEN are set explicitly.
+    allowed_roots: str | None = Field(default=None, validation_alias=_env("CODESEARCH_ALLOWED_ROOTS"))
+    http_token: SecretStr | None = Field(default=None, validation_alias=_env("CODESEARCH_HTTP_TOKEN"))
+    # Host header values the HTTP transport accepts besides loopback ones ("host:port" or "host:*"),
+    # comma-separated; guards against DNS rebinding. Defaults to the bound host on any port.
+    http_allowed_hosts: str | None = Field(default=None, validation_alias=_env("CODESEARCH_HTTP_ALLOWED_HOSTS"))
+    # File-name globs, comma-separated, added to (or removed from) the built-in secret list
+    # (domain/secrets.py); matching files are never read and are reported as skipped "secret".
+    secret_files: str = Field(default="", validation_alias=_env("CODESEARCH_SECRET_FILES"))
+    secret_files_allow: str = Field(default="", validation_alias=_env("CODESEARCH_SECRET_FILES_ALLOW"))
     http_host: str = Field(default="127.0.0.1", validation_alias=_env("CODESEARCH_HTTP_HOST"))
     http_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_env("CODESEARCH_HTTP_PORT"))
     worker_processes: int = Field(default=2, ge=1, validation_alias=_env("CODESEARCH_WORKER_PROCESSES"))
@@ -55,6 +68,13 @@ class Settings(BaseSettings):
         "CODESEARCH_WORKER_METRICS_PORT", "dramatiq_prom_port"))
     worker_metrics_dir: Path | None = Field(default=None, validation_alias=AliasChoices(
         "CODESEARCH_WORKER_METRICS_DIR", "dramatiq_prom_db"))
+
+    @property
+    def allowed_root_paths(self) -> list[Path]:
+        """The resolved directories repositories must be inside (the home directory by default)."""
+        if self.allowed_roots is None:
+            return [Path.home().resolve()]
+        return [Path(p.strip()).expanduser().resolve() for p in self.allowed_roots.split(os.pathsep) if p.strip()]
 
     @property
     def metrics_dir(self) -> Path:

@@ -108,8 +108,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_entry import http
     from mcp_entry.server import build_server
 
+    if args.transport == "http":  # before touching the database: a refused server does nothing at all
+        http.check_exposure(settings, args.host or settings.http_host)
     server = build_server(settings)
     if args.transport == "stdio":
         if args.metrics_port:  # stdout is the MCP channel: metrics go to their own port
@@ -117,8 +120,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         server.run()
     else:
         host, port = args.host or settings.http_host, args.port or settings.http_port
-        print(f"MCP endpoint: http://{host}:{port}/mcp", file=sys.stderr, flush=True)
-        server.run("streamable-http", host=host, port=port, streamable_http_path="/mcp")
+        print(f"MCP endpoint: http://{host}:{port}/mcp (metrics at /metrics)", file=sys.stderr, flush=True)
+        http.serve(server, settings, host, port)
     return 0
 
 

@@ -33,8 +33,10 @@ def start(path: str, project: str, force: bool) -> JobStatus:
     """Create (or join) the job for a repository and enqueue it when new."""
     import actors
 
+    from domain.settings import get_settings
+
     store = _store()
-    status, created = jobs.create_job(store, path, project, force, "cli")
+    status, created = jobs.create_job(store, path, project, force, "cli", get_settings().allowed_root_paths)
     if created:
         actors.enqueue_job(store, status.job_id)
     return status

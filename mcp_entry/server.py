@@ -97,7 +97,8 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
         return Response(body, media_type=content_type)
 
     def start(repo_path: str, project_id: str | None, force_reindex: bool, connection: str) -> tuple[JobStatus, bool]:
-        status, created = jobs.create_job(store, repo_path, project(project_id), force_reindex, connection)
+        status, created = jobs.create_job(store, repo_path, project(project_id), force_reindex, connection,
+                                          settings.allowed_root_paths)
         if created:
             actors.enqueue_job(store, status.job_id)
         return status, created

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.support import TEMPLATE_DB, admin_url_of, database_url_for
+from tests.support import ROOT, TEMPLATE_DB, admin_url_of, database_url_for
 
 _home = Path(tempfile.mkdtemp(prefix="cs-test-home-"))
 
@@ -25,6 +25,8 @@ _home = Path(tempfile.mkdtemp(prefix="cs-test-home-"))
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["CODESEARCH_HOME"] = str(_home)
     os.environ["CODESEARCH_EMBEDDER"] = "hashing"
+    # Tests index repositories under the temp directory, and the docs examples index this checkout.
+    os.environ["CODESEARCH_ALLOWED_ROOTS"] = os.pathsep.join([tempfile.gettempdir(), str(ROOT)])
     os.environ.pop("DATABASE_URL", None)
     from domain.database import migrate, start_embedded
     from domain.settings import Settings
