@@ -65,7 +65,8 @@ def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(tmp_path: Pat
     cases: list[tuple[str, dict[str, Any], str]] = [
         ("start_indexing_background", {"repo_path": "relative/dir"}, "relative"),
         ("start_indexing_background", {"repo_path": f"{tmp_path}/../etc"}, "'..'"),
-        ("start_indexing_background", {"repo_path": "/no/such/dir"}, "does not exist"),
+        ("start_indexing_background", {"repo_path": f"{tmp_path}/no/such/dir"}, "does not exist"),
+        ("start_indexing_background", {"repo_path": "/no/such/dir"}, "outside the directories"),
         ("start_indexing_background", {"repo_path": str(a_file)}, "not a directory"),
         ("start_indexing_background", {"repo_path": str(tmp_path), "project_id": "bad project!"}, "project_id"),
         ("get_indexing_status", {"job_id": "not-a-uuid"}, "not a valid job id"),
