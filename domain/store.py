@@ -126,6 +126,13 @@ class Store:
         version = self._one("SELECT version_num FROM alembic_version")
         return str(version["version_num"]) if version else None
 
+    def pgvector_version(self) -> tuple[str | None, str | None]:
+        """(installed version, version the server could install) of the `vector` extension."""
+        row = self._one(
+            """SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS installed,
+                      (SELECT default_version FROM pg_available_extensions WHERE name = 'vector') AS available""")
+        return (row or {}).get("installed"), (row or {}).get("available")
+
     # --- jobs -------------------------------------------------------------------------------
 
     def create_job(self, project_id: str, repo_path: str, repo_name: str, force: bool, connection_id: str | None) -> tuple[Row, bool]:
@@ -500,6 +507,36 @@ class Store:
             ([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans]),
         )
 
+
+    # --- projects --------------------------------------------------------------------------------
+
+    def project_summaries(self) -> list[Row]:
+        """Every project with its repository, file and chunk counts, last indexing and active jobs."""
+        return self._all(
+            """SELECT p.id AS project_id,
+                      (SELECT count(*) FROM repositories r WHERE r.project_id = p.id) AS repositories,
+                      (SELECT count(*) FROM files f JOIN repositories r ON r.id = f.repository_id
+                        WHERE r.project_id = p.id) AS files,
+                      (SELECT count(*) FROM chunks c JOIN repositories r ON r.id = c.repository_id
+                        WHERE r.project_id = p.id) AS chunks,
+                      (SELECT max(r.last_indexed_at) FROM repositories r WHERE r.project_id = p.id) AS last_indexed_at,
+                      (SELECT count(*) FROM indexing_jobs j WHERE j.project_id = p.id
+                        AND j.status IN ('pending', 'running')) AS active_jobs
+               FROM projects p ORDER BY p.id""")
+
+    def repository_summaries(self, project_id: str) -> list[Row]:
+        """A project's repositories with file and chunk counts."""
+        return self._all(
+            """SELECT r.id::text AS id, r.name, r.root_path AS path, r.embedding_model, r.last_indexed_at,
+                      (SELECT count(*) FROM files f WHERE f.repository_id = r.id) AS files,
+                      (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id) AS chunks
+               FROM repositories r WHERE r.project_id = %s ORDER BY r.root_path""",
+            (project_id,))
+
+    def file_stamps(self, repository_id: str) -> dict[str, tuple[int, int]]:
+        """(size, mtime_ns) of every stored file of a repository, by path."""
+        rows = self._all("SELECT path, size_bytes, mtime_ns FROM files WHERE repository_id = %s", (repository_id,))
+        return {r["path"]: (int(r["size_bytes"]), int(r["mtime_ns"])) for r in rows}
 
     # --- operations (metrics and health) ----------------------------------------------------------
 

@@ -125,6 +125,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from actors.rescue import HEARTBEAT_MAX_AGE_S
+    from domain.health import diagnose
+
+    report = diagnose(settings, HEARTBEAT_MAX_AGE_S)
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        marks = {"ok": "ok  ", "warning": "WARN", "failed": "FAIL"}
+        for check in report.checks:
+            print(f"[{marks[check.state]}] {check.name}: {check.detail}")
+            if check.state != "ok" and check.remedy:
+                print(f"       -> {check.remedy}")
+    return 0 if report.healthy else EXIT_FAILED
+
+
 def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     """The server-side metrics (database state) once on stdout, or served on --port."""
     from mcp_entry.server import build_server
@@ -288,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=_port, default=None,
                    help="stdio only: also serve Prometheus metrics on this port (HTTP serves them at /metrics)")
     s.set_defaults(handler=cmd_serve)
+    d = sub.add_parser("doctor", help="check the database, pgvector, migrations, workers and embedder")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=cmd_doctor)
     m = sub.add_parser("metrics", help="print the server metrics, or serve them on --port (for stdio deployments)")
     m.add_argument("--host", default=None)
     m.add_argument("--port", type=_port, default=None)

@@ -1,25 +1,36 @@
-"""The MCP server: six tools over the domain, served on stdio or streamable HTTP."""
+"""The MCP server: the tools over the domain, served on stdio or streamable HTTP."""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.types import TextContent
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain import jobs
+from domain import health as health_domain
+from domain import jobs, projects
 from domain import search as search_domain
 from domain.embedders import get_embedder
 from domain.errors import CodesearchError
 from domain.models import JobList, JobState, JobStatus, SearchResponse, StartedJob
+from domain.paths import is_inside_any
+from domain.projects import ProjectList, ProjectResolution, RepositoryList
+from domain.secrets import SecretPolicy
 from domain.settings import Settings, get_settings
 from domain.store import get_store
 from monitoring.server import ServerMetrics
@@ -55,23 +66,87 @@ def tool_edge(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 class CodesearchServer(MCPServer):
-    """MCPServer that counts every tool call and error (validation errors included) in its metrics."""
+    """MCPServer that counts every tool call and error (validation errors included) in its metrics, and
+    resolves the project of tools that work in one (domain/projects.py), saying so in the result."""
 
-    def __init__(self, metrics: ServerMetrics, **kwargs: Any) -> None:
+    def __init__(self, metrics: ServerMetrics, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.metrics = metrics
+        self.metrics, self.codesearch_settings = metrics, settings
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         tool = name if self._tool_manager.get_tool(name) is not None else "unknown"
         self.metrics.tool_calls.labels(tool).inc()
         try:
+            resolution = await self._resolve_project(name, arguments, context)
+            if resolution is not None:
+                arguments = {**arguments, "project_id": resolution.project_id}
             result = await super().call_tool(name, arguments, context)
         except Exception:
             self.metrics.tool_errors.labels(tool).inc()
             raise
         if getattr(result, "is_error", False):
             self.metrics.tool_errors.labels(tool).inc()
+        elif resolution is not None:
+            _attach_resolution(result, resolution)
         return result
+
+    async def _resolve_project(self, name: str, arguments: dict[str, Any], context: Any) -> ProjectResolution | None:
+        if name not in PROJECT_TOOLS:
+            return None
+        explicit = arguments.get("project_id")
+        if explicit is not None and not isinstance(explicit, str):
+            return None  # argument validation reports it
+        settings = self.codesearch_settings
+        roots = [] if explicit and explicit.strip() else await client_roots(context)
+        repo = _allowed_repo(arguments.get("repo_path"), settings) if PROJECT_TOOLS[name] else None
+        try:
+            return await anyio.to_thread.run_sync(projects.resolve, explicit, roots, repo, settings.default_project)
+        except CodesearchError as exc:
+            raise ToolError(str(exc)) from None
+
+
+#: Tools that work in one project; True when the repository's own .codesearch.toml counts too.
+PROJECT_TOOLS = {"start_indexing_background": True, "index_repository": True, "search_code": False,
+                 "list_repositories": False}
+ROOTS_TIMEOUT_S = 5.0
+
+
+async def client_roots(context: Any) -> list[Path]:
+    """The client's workspace roots (file:// URIs), or none when it has no roots capability."""
+    session = getattr(getattr(context, "request_context", None), "session", None) if context is not None else None
+    caps = getattr(session, "client_capabilities", None)
+    if session is None or caps is None or caps.roots is None or not getattr(session, "can_send_request", True):
+        return []
+    try:
+        with warnings.catch_warnings():  # deprecated by protocol 2026-07-28, still what clients send today
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            with anyio.fail_after(ROOTS_TIMEOUT_S):
+                listed = await session.list_roots()
+    except Exception as exc:  # a client that cannot answer simply has no roots for us
+        log.info("could not list the client's roots: %s", type(exc).__name__)
+        return []
+    paths = []
+    for root in listed.roots:
+        uri = urlsplit(str(root.uri))
+        if uri.scheme == "file" and uri.path:
+            paths.append(Path(url2pathname(uri.path)))
+    return paths
+
+
+def _allowed_repo(raw: object, settings: Settings) -> Path | None:
+    if not isinstance(raw, str) or "\x00" in raw or not raw.startswith("/"):
+        return None
+    path = Path(raw)
+    return path if is_inside_any(path, settings.allowed_root_paths) else None
+
+
+def _attach_resolution(result: Any, resolution: ProjectResolution) -> None:
+    """Add `project_resolution` to a successful result's structured content (and its JSON text)."""
+    content = getattr(result, "structured_content", None)
+    if not isinstance(content, dict):
+        return
+    content["project_resolution"] = resolution.model_dump()
+    result.content = [TextContent(type="text", text=json.dumps(content, indent=2, default=str))]
 
 
 def build_server(settings: Settings | None = None) -> CodesearchServer:
@@ -88,8 +163,15 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     store = get_store(DATABASE_URL)
     metrics = ServerMetrics()
     metrics.collect_database(store, HEARTBEAT_MAX_AGE_S, (QUEUE,))
-    server = CodesearchServer(metrics, name="codesearch", instructions=INSTRUCTIONS)
+    server = CodesearchServer(metrics, settings, name="codesearch", instructions=INSTRUCTIONS)
     project = functools.partial(_project, settings)
+
+    @server.resource("codesearch://health", name="health", mime_type="application/json",
+                     description="What `codesearch doctor` reports: database, pgvector, migrations, workers, "
+                                 "embedder, embedded server; each failed check names its remedy.")
+    async def health() -> str:
+        report = await anyio.to_thread.run_sync(health_domain.diagnose, settings, HEARTBEAT_MAX_AGE_S)
+        return report.model_dump_json()
 
     @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
@@ -143,6 +225,20 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
             status = await anyio.to_thread.run_sync(tool_edge(jobs.get_job), store, status.job_id)
         await ctx.report_progress(status.progress_percentage, 100, status.progress_message)
         return status
+
+    @server.tool()
+    @tool_edge
+    def list_projects() -> ProjectList:
+        """Every project with its repository, file and chunk counts, last indexing and active jobs."""
+        return projects.list_projects(store)
+
+    @server.tool()
+    @tool_edge
+    def list_repositories(project_id: ProjectId = None) -> RepositoryList:
+        """The project's repositories: file and chunk counts, last indexed, git commit, files changed since."""
+        return projects.list_repositories(store, project(project_id),
+                                          SecretPolicy.configured(settings.secret_files, settings.secret_files_allow),
+                                          settings.max_file_bytes)
 
     @server.tool()
     @tool_edge
