@@ -8,6 +8,7 @@ from dramatiq.middleware.prometheus import Prometheus
 from dramatiq_pg import PostgresBroker
 
 from actors.rescue import Rescuer
+from actors.shutdown import SingleTermination
 from domain.database import database_url
 from domain.settings import get_settings
 from monitoring.worker import WorkerMetrics
@@ -26,6 +27,7 @@ def make_broker(url: str) -> PostgresBroker:
     broker = PostgresBroker(url=url, results=False, middleware=middleware)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(Rescuer(url))
+    broker.add_middleware(SingleTermination())
     return broker
 
 
