@@ -10,7 +10,9 @@ price is that nothing stops it implicitly; `codesearch db stop` (`stop_embedded`
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,14 +78,46 @@ def start_embedded(settings: Settings) -> str:
     """
     get_server = _pgserver().get_server
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    as_root = os.geteuid() == 0
+    # Logs, metrics and the data live here: private to the user, but traversable when PostgreSQL runs
+    # as pgserver's own system user (root only).
+    settings.home.mkdir(mode=0o711 if as_root else 0o700, parents=True, exist_ok=True)
+    modes = _parent_modes(settings.pgdata) if as_root else {}
     try:
         server = get_server(settings.pgdata, cleanup_mode=None)
     except Exception as exc:  # pgserver raises bare subprocess/runtime errors
         raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {settings.pgdata}: {exc}") from exc
+    finally:
+        _restore_listing(modes)
     admin_url = server.get_uri()
     _ensure_database(admin_url, EMBEDDED_DATABASE)
     return str(server.get_uri(database=EMBEDDED_DATABASE))
+
+
+_TRAVERSE = stat.S_IXGRP | stat.S_IXOTH
+
+
+def _parent_modes(pgdata: Path) -> dict[Path, int]:
+    """Permission bits of every existing parent of the data directory."""
+    modes = {}
+    for parent in pgdata.parents:
+        try:
+            modes[parent] = stat.S_IMODE(parent.stat().st_mode)
+        except OSError:
+            continue
+    return modes
+
+
+def _restore_listing(modes: dict[Path, int]) -> None:
+    """Undo pgserver's `chmod g+rx,o+rx` of every parent of the data directory (it does that when run as
+    root, so that its `pgserver` user can reach the data): keep only the traverse bit it needs, so a
+    home directory such as /root does not become listable by every user."""
+    for parent, mode in modes.items():
+        try:
+            if stat.S_IMODE(parent.stat().st_mode) != mode | _TRAVERSE:
+                parent.chmod(mode | _TRAVERSE)
+        except OSError:
+            continue
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
