@@ -100,8 +100,6 @@ def worker_command(processes: int, threads: int) -> list[str]:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     database.database_url(settings)  # start the embedded server once, before the worker processes race to
-    # Dramatiq's metrics endpoint binds 0.0.0.0 unless told otherwise; keep it on loopback by default.
-    os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
     cmd = worker_command(args.processes or settings.worker_processes, args.threads or settings.worker_threads)
     os.execv(cmd[0], cmd)
     return 0  # not reached
@@ -178,7 +176,6 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     database.migrate(url)
     host, port = settings.http_host, args.port or settings.http_port
     me = [sys.executable, "-m", "mcp_entry"]
-    os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     # The children log to files so the progress bar stays readable; the paths are printed below.
