@@ -8,6 +8,10 @@ from pathlib import Path
 
 from domain.errors import InvalidInput
 
+#: Kernel file systems: their "files" (e.g. /proc/self/environ) look regular but hold live process
+#: state and secrets, so they are never indexed, even when an allowed root contains them.
+PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
 
 def validate_repo_path(raw: str, allowed_roots: Sequence[Path] | None = None) -> Path:
     """The resolved repository directory for a client-supplied path.
@@ -37,6 +41,8 @@ def validate_repo_path(raw: str, allowed_roots: Sequence[Path] | None = None) ->
         raise InvalidInput(f"repo_path {raw!r} does not exist") from None
     except OSError as exc:
         raise InvalidInput(f"repo_path {raw!r} cannot be read: {exc.strerror}") from None
+    if is_inside_any(resolved, PSEUDO_FILESYSTEMS):
+        raise InvalidInput(f"repo_path {raw!r} is in a kernel file system (/proc, /sys, /dev), which is never indexed")
     if not resolved.is_dir():
         raise InvalidInput(f"repo_path {raw!r} is not a directory")
     if not os.access(resolved, os.R_OK | os.X_OK):

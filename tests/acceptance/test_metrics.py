@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from domain import jobs
 from domain.store import Store
 from tests.acceptance.mcp_support import call, error_of, wait_final
 from tests.acceptance.test_processes import HttpServer, cli
-from tests.support import WorkerGroup, child_env, make_repo, wait_for
+from tests.support import ROOT, WorkerGroup, child_env, free_port, make_repo, wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 REPO = {f"pkg{i % 4}/mod_{i}.py": f"def handler_{i}(event):\n    return event + {i}\n" for i in range(24)}
@@ -138,3 +140,22 @@ def test_codesearch_metrics_prints_the_database_state_for_stdio_deployments(fres
     assert {"codesearch_jobs", "codesearch_pending_batches", "codesearch_live_workers"} <= families
     assert "codesearch_database_up 1.0" in done.stdout
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
+
+
+def test_stdio_deployments_serve_metrics_on_their_own_port(fresh_db: str) -> None:
+    ports = [free_port(), free_port()]
+    commands = [[sys.executable, "-m", "mcp_entry", "metrics", "--port", str(ports[0])],
+                [sys.executable, "-m", "mcp_entry", "serve", "--metrics-port", str(ports[1])]]
+    stdins = (subprocess.DEVNULL, subprocess.PIPE)  # the stdio server runs until its input ends
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=child_env(fresh_db), stdin=stdin, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for cmd, stdin in zip(commands, stdins)]
+    try:
+        for port in ports:
+            samples = scrape_when_up(f"http://127.0.0.1:{port}/metrics")
+            assert value(samples, "codesearch_database_up") == 1
+            assert value(samples, "codesearch_jobs", status="pending") == 0
+    finally:
+        procs[0].terminate()
+        assert procs[1].stdin is not None
+        procs[1].stdin.close()  # end of the MCP stream: the stdio server exits
+        assert procs[0].wait(30) == 0 and procs[1].wait(30) == 0
