@@ -37,7 +37,10 @@ from monitoring.server import ServerMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ProjectId = Annotated[str | None, Field(description="Project to use; the configured default project when omitted.")]
+ProjectId = Annotated[str | None, Field(description=(
+    "Project to use. When omitted, tools that index, search or list repositories resolve it (client roots' "
+    ".codesearch.toml, the repository's, else the default project; see project_resolution in the result); "
+    "tools that read jobs look in every project."))]
 JobId = Annotated[str, Field(description="A job id returned by start_indexing_background.")]
 RepoPath = Annotated[str, Field(description="Absolute path of the repository directory to index.")]
 POLL_INTERVAL_S = 0.5
