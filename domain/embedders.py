@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
-import re
 import threading
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ import numpy.typing as npt
 import ollama
 
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
+from domain.lexical import split_identifiers
 from domain.settings import Settings
 
 
@@ -35,6 +35,12 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One L2-normalised vector per text, in order; no texts gives []."""
+
+
+def token_counter(embedder: Embedder) -> Callable[[str], int]:
+    """How `embedder` counts tokens, or an estimate (3 characters a token) if it cannot say."""
+    count = getattr(embedder, "count_tokens", None)
+    return count if callable(count) else (lambda text: len(text) // 3 + 1)
 
 
 def _batches(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -101,6 +107,15 @@ class LocalEmbedder:
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
+        self._counter: Any = None
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for `text` (before truncation), for sizing chunks."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_file(str(_verified_tokenizer_path()))  # no truncation, no padding
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed in sub-batches. Raises: EmbedderModelMissing if the model files are absent."""
@@ -230,33 +245,6 @@ class OllamaEmbedder:
         if self._dim is None:
             self._dim = int(matrix.shape[1])
         return _normalised(matrix)
-
-
-_IDENTIFIER = re.compile(r"\w+")
-# Camel-case parts, matched on the shape of a piece (A upper, a other letters, 0 digits) so that
-# any script works: "HTTPServer" -> HTTP, Server; "utf8Decode" -> utf, 8, Decode.
-_PART = re.compile(r"A+(?!a)|A?a+|0+")
-
-
-def _camel_parts(piece: str) -> list[str]:
-    shape = "".join("A" if c.isupper() else "0" if c.isdigit() else "a" for c in piece)
-    return [piece[m.start() : m.end()].lower() for m in _PART.finditer(shape)]
-
-
-def split_identifiers(text: str) -> list[str]:
-    """Lowercased identifiers of `text`, each followed by its camelCase/snake_case parts.
-
-    "parseHttpDate(x)" -> ["parsehttpdate", "parse", "http", "date", "x"]. Tokens repeat as
-    often as they occur, so callers can count them.
-    """
-    tokens: list[str] = []
-    for identifier in _IDENTIFIER.findall(text):
-        whole = identifier.strip("_").lower()
-        if whole:
-            tokens.append(whole)
-            parts = [part for piece in identifier.split("_") for part in _camel_parts(piece)]
-            tokens.extend(parts if len(parts) > 1 else [])
-    return tokens
 
 
 class HashingEmbedder:
