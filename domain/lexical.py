@@ -71,11 +71,12 @@ def tsquery(query: str) -> str | None:
 
 
 def identifiers(query: str) -> set[str]:
-    """Names in the query that look like code (or the whole query when it is one word), lowercased.
+    """Names in the query that look like code (or the whole query when it is one word), lowercased
+    and without underscores, so `parse_http_date` and `parseHttpDate` are the same name.
 
     A chunk whose symbol is one of them is the definition the user asked for.
     """
     words = _IDENTIFIER.findall(query)
-    if len(words) == 1:
-        return {words[0].lower()}
-    return {w.lower() for w in words if "_" in w.strip("_") or re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]", w)}
+    if len(words) != 1:
+        words = [w for w in words if "_" in w.strip("_") or re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]", w)]
+    return {w.lower().replace("_", "") for w in words if w.strip("_")}
