@@ -11,8 +11,8 @@ line — and units become chunks:
 - code between definitions is a unit of its own (`kind` "code");
 - small neighbours are then merged while they stay under half the cap.
 
-Anything still over the cap is cut into line windows. Sizes are measured in the embedder's tokens
-(or an estimate), with a line cap as well.
+Anything still over the cap is cut into windows of whole lines. Sizes are the embedder's tokens, counted
+once per line (or estimated), with a line cap as well.
 """
 
 from __future__ import annotations
@@ -32,18 +32,26 @@ log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 3
 
 
+def estimate_line_tokens(lines: Sequence[str]) -> list[int]:
+    """Roughly how many word pieces a BERT-style tokenizer makes of each line: one per 3 characters."""
+    return [len(line.strip()) // CHARS_PER_TOKEN + 1 if line.strip() else 0 for line in lines]
+
+
 def estimate_tokens(text: str) -> int:
-    """Roughly how many word pieces a BERT-style tokenizer makes of code: one per 3 characters."""
-    return len(text) // CHARS_PER_TOKEN + 1
+    """`estimate_line_tokens` summed over the lines of `text`."""
+    return sum(estimate_line_tokens(text.split("\n")))
 
 
 @dataclass(frozen=True)
 class Limits:
-    """The size cap of a chunk: tokens as `measure` counts them, and lines."""
+    """The size cap of a chunk: tokens (as `count_lines` counts them, line by line), and lines.
+
+    Tokens are counted once per line and summed, so a file is tokenized once however it is cut.
+    """
 
     max_tokens: int = 256
     max_lines: int = 80
-    measure: Callable[[str], int] = estimate_tokens
+    count_lines: Callable[[Sequence[str]], list[int]] = estimate_line_tokens
 
     @property
     def merge_tokens(self) -> int:
@@ -86,6 +94,7 @@ def structured_chunks(lines: Sequence[str], language: str, limits: Limits) -> li
 class _Builder:
     def __init__(self, lines: Sequence[str], language: str, limits: Limits) -> None:
         self.lines, self.limits = lines, limits
+        self.sizes = _prefix_sums(limits.count_lines(lines))
         self.spec = syntax.SPECS[language]
         self.source = "\n".join(lines).encode("utf-8", "surrogatepass")
         parser = syntax.parser_for(language)
@@ -167,7 +176,7 @@ class _Builder:
     # -- sizes ---------------------------------------------------------------------------------
 
     def _unit(self, lo: int, hi: int, symbols: list[str], kind: str, definition: bool) -> _Unit | None:
-        return _trimmed(self.lines, lo, hi, symbols, kind, definition, self.limits)
+        return _trimmed(self.lines, self.sizes, lo, hi, symbols, kind, definition)
 
     def _fits(self, unit: _Unit) -> bool:
         return unit.tokens <= self.limits.max_tokens and unit.end - unit.start < self.limits.max_lines
@@ -182,11 +191,12 @@ class _Builder:
         return _merge(units, self.limits)
 
     def _windows(self, unit: _Unit) -> list[_Unit]:
-        return _windows(self.lines, unit, self.limits)
+        return _windows(self.lines, self.sizes, unit, self.limits)
 
 
 def _sections(lines: Sequence[str], language: str, limits: Limits) -> list[_Unit]:
     pattern = SECTION_STARTS[language]
+    sizes = _prefix_sums(limits.count_lines(lines))
     fence = False
     starts = [0]
     for row, line in enumerate(lines):
@@ -198,14 +208,21 @@ def _sections(lines: Sequence[str], language: str, limits: Limits) -> list[_Unit
     units: list[_Unit] = []
     for lo, hi in zip(bounds, bounds[1:], strict=False):
         title = lines[lo].strip().lstrip("#").strip()[:120] if pattern.match(lines[lo]) else ""
-        unit = _trimmed(lines, lo, hi - 1, [title] if title else [], "section", True, limits)
+        unit = _trimmed(lines, sizes, lo, hi - 1, [title] if title else [], "section", True)
         if unit is not None:
-            units.extend(_windows(lines, unit, limits))
+            units.extend(_windows(lines, sizes, unit, limits))
     return _merge(units, limits)
 
 
-def _trimmed(lines: Sequence[str], lo: int, hi: int, symbols: list[str], kind: str, definition: bool,
-             limits: Limits) -> _Unit | None:
+def _prefix_sums(counts: Sequence[int]) -> list[int]:
+    sums = [0]
+    for count in counts:
+        sums.append(sums[-1] + count)
+    return sums
+
+
+def _trimmed(lines: Sequence[str], sizes: Sequence[int], lo: int, hi: int, symbols: list[str], kind: str,
+             definition: bool) -> _Unit | None:
     """The unit for rows lo..hi without blank rows at its edges; None if all blank."""
     while lo <= hi and not lines[lo].strip():
         lo += 1
@@ -213,7 +230,7 @@ def _trimmed(lines: Sequence[str], lo: int, hi: int, symbols: list[str], kind: s
         hi -= 1
     if lo > hi:
         return None
-    return _Unit(lo, hi, symbols, kind, definition, limits.measure("\n".join(lines[lo:hi + 1])))
+    return _Unit(lo, hi, symbols, kind, definition, sizes[hi + 1] - sizes[lo])
 
 
 def _join(a: _Unit, b: _Unit) -> _Unit:
@@ -239,15 +256,23 @@ def _merge(units: list[_Unit], limits: Limits) -> list[_Unit]:
     return merged
 
 
-def _windows(lines: Sequence[str], unit: _Unit, limits: Limits) -> list[_Unit]:
-    """The unit itself if it fits the cap, else line windows of it (same symbol and kind)."""
+def _windows(lines: Sequence[str], sizes: Sequence[int], unit: _Unit, limits: Limits) -> list[_Unit]:
+    """The unit itself if it fits the cap, else consecutive windows of whole lines that do (same symbol
+    and kind). A single line over the cap is a window of its own: lines are never cut."""
     if unit.tokens <= limits.max_tokens and unit.end - unit.start < limits.max_lines:
         return [unit]
-    text = "\n".join(lines[unit.start:unit.end + 1])
-    windows = chunk_lines(text, max_lines=limits.max_lines, max_chars=limits.max_tokens * CHARS_PER_TOKEN,
-                          overlap=0)
-    return [_Unit(unit.start + w.start_line - 1, unit.start + w.end_line - 1, unit.symbols, unit.kind,
-                  unit.definition, limits.measure(w.content)) for w in windows]
+    windows: list[_Unit] = []
+    lo = unit.start
+    while lo <= unit.end:
+        hi = lo
+        while (hi + 1 <= unit.end and hi + 1 - lo < limits.max_lines
+               and sizes[hi + 2] - sizes[lo] <= limits.max_tokens):
+            hi += 1
+        window = _trimmed(lines, sizes, lo, hi, unit.symbols, unit.kind, unit.definition)
+        if window is not None:
+            windows.append(window)
+        lo = hi + 1
+    return windows
 
 
 def _end_row(node: Any) -> int:

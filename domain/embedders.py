@@ -37,10 +37,10 @@ class Embedder(Protocol):
         """One L2-normalised vector per text, in order; no texts gives []."""
 
 
-def token_counter(embedder: Embedder) -> Callable[[str], int]:
-    """How `embedder` counts tokens, or an estimate (3 characters a token) if it cannot say."""
-    count = getattr(embedder, "count_tokens", None)
-    return count if callable(count) else (lambda text: len(text) // 3 + 1)
+def line_token_counter(embedder: Embedder) -> Callable[[Sequence[str]], list[int]] | None:
+    """How `embedder` counts the tokens of each line, or None if it cannot say (then estimate)."""
+    count = getattr(embedder, "count_line_tokens", None)
+    return count if callable(count) else None
 
 
 def _batches(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -109,13 +109,16 @@ class LocalEmbedder:
         self._loaded: tuple[Any, Any] | None = None
         self._counter: Any = None
 
-    def count_tokens(self, text: str) -> int:
-        """Word pieces the model sees for `text` (before truncation), for sizing chunks."""
+    def count_line_tokens(self, lines: Sequence[str]) -> list[int]:
+        """Word pieces the model sees for each line (before truncation), for sizing chunks."""
         if self._counter is None:
             from tokenizers import Tokenizer
 
-            self._counter = Tokenizer.from_file(str(_verified_tokenizer_path()))  # no truncation, no padding
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+            counter = Tokenizer.from_file(str(_verified_tokenizer_path()))
+            counter.no_truncation()
+            counter.no_padding()  # the file pads to 128, which would count every line as 128
+            self._counter = counter
+        return [len(e.ids) for e in self._counter.encode_batch(list(lines), add_special_tokens=False)]
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed in sub-batches. Raises: EmbedderModelMissing if the model files are absent."""

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from domain import lexical
 from domain.chunker import Chunk
-from domain.chunking import Limits, chunk_file
+from domain.chunking import Limits, chunk_file, estimate_line_tokens
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
-from domain.embedders import Embedder, token_counter
+from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
 from domain.settings import Settings
 from domain.store import ChunkRow, FileRow, Store
@@ -152,7 +152,7 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
 
 def _embedded_chunks(settings: Settings, embedder: Embedder, file: FileRow, text: str) -> Iterator[ChunkRow]:
     limits = Limits(max_tokens=settings.chunk_max_tokens, max_lines=settings.chunk_max_lines,
-                    measure=token_counter(embedder))
+                    count_lines=line_token_counter(embedder) or estimate_line_tokens)
     pieces = chunk_file(text, file.language, limits, window_lines=settings.chunk_max_lines,
                         window_chars=settings.chunk_max_chars, overlap=settings.chunk_overlap_lines)
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
