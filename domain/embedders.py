@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -284,8 +285,14 @@ class HashingEmbedder:
         return [value / norm for value in vector]
 
     def _bucket(self, token: str) -> tuple[int, float]:
-        digest = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
-        return digest % self._dim, 1.0 if (digest >> 63) else -1.0
+        return _bucket(token, self._dim)
+
+
+@lru_cache(maxsize=200_000)
+def _bucket(token: str, dim: int) -> tuple[int, float]:
+    """A token's (index, sign), cached: code repeats its names."""
+    digest = int.from_bytes(hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+    return digest % dim, 1.0 if (digest >> 63) else -1.0
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -74,7 +74,12 @@ class Store:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
                 # A forked child must not reuse its parent's sockets.
-                self._pool = psycopg2.pool.ThreadedConnectionPool(0, self._max, self.url)
+                pool = psycopg2.pool.ThreadedConnectionPool(0, self._max, self.url)
+                # Connections open on demand (minconn 0 at creation) but stay open once returned: with
+                # minconn left at 0, psycopg2 closes every returned connection, and each transaction
+                # paid for a new one (~6 ms; 172 of them in 80 files of a batch).
+                pool.minconn = self._max
+                self._pool = pool
                 self._pid = os.getpid()
             return self._pool
 
