@@ -17,11 +17,18 @@ _LOOKBACK_LINES = 8
 
 @dataclass(frozen=True)
 class Chunk:
-    """Lines `start_line`..`end_line` (1-based, inclusive) of a file, joined with "\\n"."""
+    """Lines `start_line`..`end_line` (1-based, inclusive) of a file, joined with "\\n".
+
+    `symbol` is the qualified name of the definition(s) it holds ("Invoice.total", "impl Foo::bar",
+    several joined with ", " when small neighbours were merged); `kind` what they are ("function",
+    "method", "class", ..., "code" for module-level code, "section" for a Markdown section).
+    """
 
     start_line: int
     end_line: int
     content: str
+    symbol: str | None = None
+    kind: str | None = None
 
 
 def chunk_lines(text: str, *, max_lines: int = 40, max_chars: int = 1500,

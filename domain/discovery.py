@@ -274,6 +274,19 @@ _INTERPRETERS = {"python": "python", "node": "javascript", "deno": "typescript",
                  "php": "php", "perl": "perl", "lua": "lua"}
 
 
+#: What users call languages, mapped to the names codesearch stores (filters accept either).
+LANGUAGE_ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "golang": "go", "rs": "rust",
+                    "c++": "cpp", "cxx": "cpp", "c#": "csharp", "cs": "csharp", "rb": "ruby", "kt": "kotlin",
+                    "sh": "bash", "shell": "bash", "md": "markdown", "yml": "yaml", "docker": "dockerfile",
+                    "make": "makefile", "plaintext": "text"}
+
+
+def known_languages() -> frozenset[str]:
+    """Every language name `language_for` can give."""
+    return frozenset(_LANGUAGES.values()) | frozenset(_FILENAMES.values()) | frozenset(_INTERPRETERS.values()) | {
+        "text"}
+
+
 def language_for(path: str, first_line: str = "") -> str:
     """The language of a file from its name, or from a shebang when it has no extension.
 

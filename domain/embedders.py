@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ import numpy.typing as npt
 import ollama
 
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
+from domain.lexical import split_identifiers
 from domain.settings import Settings
 
 
@@ -35,6 +36,12 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One L2-normalised vector per text, in order; no texts gives []."""
+
+
+def line_token_counter(embedder: Embedder) -> Callable[[Sequence[str]], list[int]] | None:
+    """How `embedder` counts the tokens of each line, or None if it cannot say (then estimate)."""
+    count = getattr(embedder, "count_line_tokens", None)
+    return count if callable(count) else None
 
 
 def _batches(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -101,6 +108,18 @@ class LocalEmbedder:
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
+        self._counter: Any = None
+
+    def count_line_tokens(self, lines: Sequence[str]) -> list[int]:
+        """Word pieces the model sees for each line (before truncation), for sizing chunks."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_file(str(_verified_tokenizer_path()))
+            counter.no_truncation()
+            counter.no_padding()  # the file pads to 128, which would count every line as 128
+            self._counter = counter
+        return [len(e.ids) for e in self._counter.encode_batch(list(lines), add_special_tokens=False)]
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed in sub-batches. Raises: EmbedderModelMissing if the model files are absent."""
@@ -232,33 +251,6 @@ class OllamaEmbedder:
         return _normalised(matrix)
 
 
-_IDENTIFIER = re.compile(r"\w+")
-# Camel-case parts, matched on the shape of a piece (A upper, a other letters, 0 digits) so that
-# any script works: "HTTPServer" -> HTTP, Server; "utf8Decode" -> utf, 8, Decode.
-_PART = re.compile(r"A+(?!a)|A?a+|0+")
-
-
-def _camel_parts(piece: str) -> list[str]:
-    shape = "".join("A" if c.isupper() else "0" if c.isdigit() else "a" for c in piece)
-    return [piece[m.start() : m.end()].lower() for m in _PART.finditer(shape)]
-
-
-def split_identifiers(text: str) -> list[str]:
-    """Lowercased identifiers of `text`, each followed by its camelCase/snake_case parts.
-
-    "parseHttpDate(x)" -> ["parsehttpdate", "parse", "http", "date", "x"]. Tokens repeat as
-    often as they occur, so callers can count them.
-    """
-    tokens: list[str] = []
-    for identifier in _IDENTIFIER.findall(text):
-        whole = identifier.strip("_").lower()
-        if whole:
-            tokens.append(whole)
-            parts = [part for piece in identifier.split("_") for part in _camel_parts(piece)]
-            tokens.extend(parts if len(parts) > 1 else [])
-    return tokens
-
-
 class HashingEmbedder:
     """Feature hashing of identifier tokens: deterministic, model-free, very fast.
 
@@ -293,8 +285,14 @@ class HashingEmbedder:
         return [value / norm for value in vector]
 
     def _bucket(self, token: str) -> tuple[int, float]:
-        digest = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
-        return digest % self._dim, 1.0 if (digest >> 63) else -1.0
+        return _bucket(token, self._dim)
+
+
+@lru_cache(maxsize=200_000)
+def _bucket(token: str, dim: int) -> tuple[int, float]:
+    """A token's (index, sign), cached: code repeats its names."""
+    digest = int.from_bytes(hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+    return digest % dim, 1.0 if (digest >> 63) else -1.0
 
 
 def make_embedder(settings: Settings) -> Embedder:

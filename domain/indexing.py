@@ -8,9 +8,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from domain.chunker import chunk_lines
+from domain import lexical
+from domain.chunker import Chunk
+from domain.chunking import Limits, chunk_file, estimate_line_tokens
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
-from domain.embedders import Embedder
+from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
 from domain.secrets import SecretPolicy
 from domain.settings import Settings
@@ -75,6 +77,8 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     root = Path(job["repo_path"])
     repo = store.upsert_repository(job["project_id"], job["repo_path"], job["repo_name"])
     _check_embedder(store, repo, embedder, bool(job["force_reindex"]))
+    if store.count_chunks(embedder.model_id) >= settings.hnsw_min_chunks:
+        store.ensure_vector_index(embedder.model_id, embedder.dim)
     found = discover(root, max_file_bytes=settings.max_file_bytes,
                      secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow))
     removed = store.delete_missing_files(repo["id"], [f.path for f in found.files])
@@ -144,17 +148,24 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
     if previous and previous.content_hash == digest:
         store.touch_file(repo_id, file)
         return -1
-    chunks = list(_embedded_chunks(settings, embedder, path, text))
+    chunks = list(_embedded_chunks(settings, embedder, file, text))
     if not store.write_file(job_id, repo_id, file, chunks, embedder.model_id):
         return None
     return len(chunks)
 
 
-def _embedded_chunks(settings: Settings, embedder: Embedder, path: str, text: str) -> Iterator[ChunkRow]:
-    pieces = chunk_lines(text, max_lines=settings.chunk_max_lines, max_chars=settings.chunk_max_chars,
-                         overlap=settings.chunk_overlap_lines)
-    # The path leads each embedded text: queries often name the module or file they mean.
-    vectors = embedder.embed([f"{path}\n{p.content}" for p in pieces])
+def _embedded_chunks(settings: Settings, embedder: Embedder, file: FileRow, text: str) -> Iterator[ChunkRow]:
+    limits = Limits(max_tokens=settings.chunk_max_tokens, max_lines=settings.chunk_max_lines,
+                    count_lines=line_token_counter(embedder) or estimate_line_tokens)
+    pieces = chunk_file(text, file.language, limits, window_lines=settings.chunk_max_lines,
+                        window_chars=settings.chunk_max_chars, overlap=settings.chunk_overlap_lines)
+    # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
+    vectors = embedder.embed([_embedded_text(file.path, p) for p in pieces])
     for piece, vector in zip(pieces, vectors, strict=True):
         digest = hashlib.sha256(piece.content.encode("utf-8", "surrogatepass")).hexdigest()
-        yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector)
+        yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector, piece.symbol, piece.kind,
+                       lexical.document(file.path, piece.symbol, piece.content))
+
+
+def _embedded_text(path: str, chunk: Chunk) -> str:
+    return f"{path}\n{chunk.symbol}\n{chunk.content}" if chunk.symbol else f"{path}\n{chunk.content}"

@@ -63,7 +63,11 @@ class SearchHit(BaseModel):
     kind: str | None = None
     start_line: int
     end_line: int
-    score: float = Field(description="Cosine similarity in [-1, 1]; higher is better.")
+    score: float = Field(description=(
+        "Fused reciprocal rank in (0, 1], higher is better, same meaning in every mode: 1 is first in every "
+        "ranking the mode uses (and, in hybrid and lexical modes, defining a name the query mentions)."))
+    semantic_score: float | None = Field(default=None, description="Cosine similarity of the embeddings, if ranked.")
+    lexical_score: float | None = Field(default=None, description="PostgreSQL ts_rank of the lexical match, if ranked.")
     content: str
     context_before: str = Field(description="Up to a few lines before start_line, from the index.")
     context_after: str = Field(description="Up to a few lines after end_line, from the index.")
@@ -72,9 +76,10 @@ class SearchHit(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     project_id: str
-    mode: str
+    mode: str = Field(description="hybrid, semantic or lexical.")
     results: list[SearchHit]
     latency_ms: float
+    embedding_ms: float | None = Field(default=None, description="Time spent embedding the query (part of latency_ms).")
 
 
 def parse_job_id(raw: str) -> str:

@@ -2,37 +2,119 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 
+from domain import lexical
+from domain.discovery import LANGUAGE_ALIASES, known_languages
 from domain.embedders import Embedder
 from domain.errors import EmbedderMismatch, InvalidInput
 from domain.models import SearchHit, SearchResponse, parse_project_id
-from domain.store import Row, Store
+from domain.store import Row, SearchFilters, Store
 
 CONTEXT_LINES = 3
 MAX_QUERY_CHARS = 2000
+MODES = ("hybrid", "semantic", "lexical")
+#: Reciprocal rank fusion constant: a hit's share from one ranking is 1 / (RRF_K + rank).
+RRF_K = 60
+#: Each ranking contributes this many candidates per requested result.
+CANDIDATES_PER_RESULT = 5
+#: A chunk whose symbol is a name in the query counts as if it were first in this many more rankings.
+EXACT_BONUS_RANKINGS = 2
 
 
 def search(store: Store, embedder: Embedder, query: str, project_id: str, limit: int = 10,
            file_type: str | None = None, directory: str | None = None,
-           repository: str | None = None) -> SearchResponse:
-    """The `limit` chunks of the project closest in meaning to `query`, best first.
+           repository: str | None = None, mode: str = "hybrid", language: str | None = None) -> SearchResponse:
+    """The `limit` chunks of the project that best match `query`, best first.
+
+    `hybrid` fuses the semantic ranking (cosine distance of embeddings) and the lexical ranking
+    (identifier-aware full-text search) by reciprocal rank fusion; a chunk that defines a name the
+    query mentions comes first. `score` is that fused reciprocal rank divided by the best possible
+    one in the mode, so it lies in (0, 1], higher is better, and means the same in every mode.
 
     Raises:
-        InvalidInput: empty or oversized query, limit outside 1..50, bad filter.
-        EmbedderMismatch: the project's vectors come from another embedder.
+        InvalidInput: empty or oversized query, limit outside 1..50, unknown mode, bad filter.
+        EmbedderMismatch: semantic or hybrid, and the project's vectors come from another embedder.
     """
     started = time.perf_counter()
     text = _check_query(query, limit)
+    chosen = _mode(mode)
     project = parse_project_id(project_id)
-    suffix, prefix = _suffix(file_type), _prefix(directory)
-    _check_models(store, embedder, project, repository)
-    vector = embedder.embed([text])[0]
-    rows = store.semantic_search(project, embedder.model_id, vector, limit, suffix, prefix, repository or None)
+    filters = SearchFilters(_suffix(file_type), _prefix(directory), repository or None, _language(language))
+    wanted = limit * CANDIDATES_PER_RESULT
+    rankings: list[list[Row]] = []
+    embed_ms = None
+    if chosen in ("hybrid", "semantic"):
+        _check_models(store, embedder, project, repository)
+        embedding_started = time.perf_counter()
+        vector = embedder.embed([text])[0]
+        embed_ms = round((time.perf_counter() - embedding_started) * 1000, 2)
+        rankings.append(store.semantic_search(project, embedder.model_id, vector, wanted, filters))
+    if chosen in ("hybrid", "lexical"):
+        expression = lexical.tsquery(text)
+        rankings.append(store.lexical_search(project, expression, wanted, filters) if expression else [])
+    rows = _fused(rankings, lexical.identifiers(text) if chosen != "semantic" else set(), limit)
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
-    return SearchResponse(query=text, project_id=project, mode="semantic", results=hits, latency_ms=round(elapsed, 2))
+    return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
+                          embedding_ms=embed_ms)
+
+
+def _fused(rankings: list[list[Row]], names: set[str], limit: int) -> list[Row]:
+    """Reciprocal rank fusion of the rankings, exact definitions first, overlapping chunks collapsed."""
+    bonus = EXACT_BONUS_RANKINGS if names else 0
+    best = (len(rankings) + bonus) / (RRF_K + 1)
+    fused: dict[int, Row] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, start=1):
+            hit = fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
+            hit["fused"] += 1 / (RRF_K + rank)
+            hit["semantic" if "distance" in row else "lexical"] = row["score"]
+    for hit in fused.values():
+        if names and _defines(hit["symbol"], names):
+            hit["fused"] += bonus / (RRF_K + 1)
+        hit["score"] = hit["fused"] / best
+    ordered = sorted(fused.values(), key=lambda h: (-h["fused"], h["id"]))
+    kept: list[Row] = []
+    for hit in ordered:
+        if not any(k["file_id"] == hit["file_id"] and k["start_line"] <= hit["end_line"]
+                   and hit["start_line"] <= k["end_line"] for k in kept):
+            kept.append(hit)
+            if len(kept) == limit:
+                break
+    return kept
+
+
+def _defines(symbol: str | None, names: set[str]) -> bool:
+    """Whether a chunk's symbol (or one of several, ", "-joined) is one of `names`, qualified or not."""
+    if not symbol:
+        return False
+    for one in symbol.split(", "):
+        whole = one.lower().replace("_", "")
+        last = re.split(r"\.|::|\s", one)[-1].lower().replace("_", "")
+        if whole in names or last in names:
+            return True
+    return False
+
+
+def _mode(mode: str) -> str:
+    chosen = mode.strip().lower() if isinstance(mode, str) else ""
+    if chosen not in MODES:
+        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return chosen
+
+
+def _language(language: str | None) -> str | None:
+    if language is None or not language.strip():
+        return None
+    name = language.strip().lower()
+    name = LANGUAGE_ALIASES.get(name, name)
+    if name not in known_languages():
+        raise InvalidInput(f"language {language!r} is not one codesearch knows; use one of "
+                           f"{', '.join(sorted(known_languages()))}")
+    return name
 
 
 def _check_query(query: str, limit: int) -> str:
@@ -91,6 +173,11 @@ def _with_context(store: Store, rows: list[Row]) -> list[SearchHit]:
             file_path=r["path"], repository=r["repository"], repository_path=r["repository_path"],
             language=r["language"], symbol=r["symbol"], kind=r["kind"], start_line=r["start_line"],
             end_line=r["end_line"], score=round(float(r["score"]), 6), content=r["content"],
+            semantic_score=_rounded(r.get("semantic")), lexical_score=_rounded(r.get("lexical")),
             context_before="\n".join(before), context_after="\n".join(after),
         ))
     return hits
+
+
+def _rounded(value: object) -> float | None:
+    return round(float(value), 6) if isinstance(value, (int, float)) else None

@@ -278,7 +278,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_entry import console
 
     response = console.search(settings, args.query, args.project or settings.default_project, args.limit,
-                                    args.file_type, args.directory, args.repository)
+                              args.file_type, args.directory, args.repository, args.mode, args.language)
     _emit(args, response, lambda: console.print_results(response))
     return 0
 
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--file-type", default=None)
     q.add_argument("--directory", default=None)
     q.add_argument("--repository", default=None)
+    q.add_argument("--mode", default="hybrid", choices=("hybrid", "semantic", "lexical"))
+    q.add_argument("--language", default=None)
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_search)
     return p

@@ -6,6 +6,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -85,9 +86,10 @@ def listing(project: str | None, status: str | None, limit: int) -> JobList:
 
 
 def search(settings: Settings, query: str, project: str, limit: int, file_type: str | None,
-           directory: str | None, repository: str | None) -> SearchResponse:
+           directory: str | None, repository: str | None, mode: str = "hybrid",
+           language: str | None = None) -> SearchResponse:
     return search_domain.search(_store(), get_embedder(settings), query, project, limit, file_type, directory,
-                                repository)
+                                repository, mode, language)
 
 
 def print_status(status: JobStatus) -> None:
@@ -112,7 +114,9 @@ def print_jobs(listing: JobList) -> None:
 def print_results(response: SearchResponse) -> None:
     out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     for hit in response.results:
-        out.print(f"[bold]{hit.repository}/{hit.file_path}[/]:{hit.start_line}-{hit.end_line}  score {hit.score:.3f}")
+        where = escape(f"{hit.repository}/{hit.file_path}:{hit.start_line}-{hit.end_line}")
+        symbol = escape(f"  {hit.kind} {hit.symbol}") if hit.symbol else ""
+        out.print(f"[bold]{where}[/]{symbol}  score {hit.score:.3f}", markup=True)
         for line in hit.content.split("\n")[:8]:
             out.print(f"    {line}", markup=False)
-    out.print(f"{len(response.results)} results in {response.latency_ms:.0f} ms")
+    out.print(f"{len(response.results)} results ({response.mode}) in {response.latency_ms:.0f} ms")

@@ -251,10 +251,15 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
                     file_type: Annotated[str | None, Field(description="File extension, e.g. 'py'.")] = None,
                     directory: Annotated[str | None, Field(description="Path prefix relative to the repository root.")] = None,
                     repository: Annotated[str | None, Field(description="Repository name or absolute path.")] = None,
+                    mode: Annotated[str, Field(description=(
+                        "hybrid (default: meaning and identifiers fused), semantic (meaning only) or "
+                        "lexical (identifiers and words only)."))] = "hybrid",
+                    language: Annotated[str | None, Field(description="Only this language, e.g. 'python', 'go', 'tsx'.")] = None,
                     ) -> SearchResponse:
-        """Find the code that best matches a query in the project's indexed repositories."""
+        """Find the code that best matches a query in the project's indexed repositories: describe what the
+        code does, or name an identifier (its definition ranks first)."""
         return search_domain.search(store, get_embedder(settings), query, project(project_id), limit,
-                                    file_type, directory, repository)
+                                    file_type, directory, repository, mode, language)
 
     return server
 

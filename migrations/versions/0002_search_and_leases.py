@@ -17,6 +17,8 @@ depends_on = None
 UPGRADE = """
 ALTER TABLE chunks ADD COLUMN lexemes tsvector NOT NULL DEFAULT ''::tsvector;
 CREATE INDEX chunks_lexemes_idx ON chunks USING gin (lexemes);
+-- Existing chunks are line windows without lexemes: make the next job re-chunk every file.
+UPDATE files SET mtime_ns = -1, content_hash = '';
 COMMENT ON COLUMN chunks.lexemes IS
     'simple-config tsvector: path segments and symbol (weight A), identifiers and their split parts (D).';
 

@@ -20,3 +20,19 @@ def test_index_corpus_benchmark_reports_a_completed_run_as_json(tmp_path: Path, 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "completed" and result["files"] == 5 and result["chunks"] >= 5
     assert result["wall_s"] > 0 and result["chunks_per_s"] > 0
+
+
+def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path, fresh_db: str) -> None:
+    out = tmp_path / "suite.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/suite.py", "b4", "--files", "12", "--copy-files", "12", "--rounds", "1",
+         "--json-out", str(out)],
+        cwd=ROOT, env=child_env(fresh_db), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    corpus = result["b1"]["corpus"]
+    assert corpus["status"] == "completed" and corpus["files_indexed"] == 12 and corpus["chunks"] > 12
+    b4 = result["b4"]
+    assert b4["chunks"] == corpus["chunks"]
+    assert set(b4["hybrid/none"]["excluded"]) == {"p50", "p95", "p99"}
+    assert b4["http_10_clients"]["calls"] == 10 * 10  # 10 clients, half the 20 queries each

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.embedders import HashingEmbedder, get_embedder, make_embedder, split_identifiers
+from domain.embedders import HashingEmbedder, get_embedder, make_embedder
+from domain.lexical import split_identifiers
 from domain.settings import Settings
 
 

@@ -63,6 +63,13 @@ def test_the_window_is_256_word_pieces_not_the_tokenizer_files_128(embedder: Loc
     assert not np.allclose(first, second, atol=1e-4)
 
 
+def test_line_tokens_are_counted_without_padding_or_truncation(embedder: LocalEmbedder) -> None:
+    long_line = "x = " + " + ".join(f"value_{i}" for i in range(200))
+    short, blank, long = embedder.count_line_tokens(["def parse(value):", "", long_line])
+    assert 3 <= short <= 10 and blank == 0
+    assert long > 256  # the chunker must see the real size, not the model's window
+
+
 def test_a_tokenizer_file_with_other_content_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     impostor = tmp_path / "tokenizer.json"
     impostor.write_text('{"version": "1.0"}')

@@ -1,0 +1,211 @@
+"""What every benchmark needs: a corpus nobody here wrote, a database, real worker processes, a fake Ollama.
+
+Not a test module: benchmarks measure, they do not assert. Figures vary with the machine, so the
+suite reports ratios wherever two things are compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP_DIRS = {"site-packages", "test", "tests", "idlelib", "__pycache__", "turtledemo", "ensurepip"}
+
+
+# --- corpora ------------------------------------------------------------------------------------
+
+def stdlib_files() -> list[Path]:
+    """The running interpreter's standard library .py files, without tests and third-party code."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return sorted(p for p in root.rglob("*.py") if not SKIP_DIRS & set(p.relative_to(root).parts[:-1]))
+
+
+def build_corpus(dest: Path, copies: int, max_files: int | None = None) -> dict[str, int]:
+    """`copies` copies of the stdlib under dest/copy_<k>/, each file starting with a distinct comment so
+    no two files (and no two chunks at a file's start) are identical: the embedding cache gets no
+    free hits. Returns file and byte counts."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = stdlib_files()[:max_files] if max_files else stdlib_files()
+    count = size = 0
+    for k in range(copies):
+        for src in files:
+            rel = src.relative_to(root)
+            target = dest / f"copy_{k:02d}" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = f"# corpus copy {k}: {rel}\n".encode() + src.read_bytes()
+            target.write_bytes(data)
+            count += 1
+            size += len(data)
+    return {"files": count, "bytes": size}
+
+
+def copies_for(files: int, per_copy_limit: int | None = None) -> int:
+    """How many stdlib copies make at least `files` files."""
+    per_copy = min(len(stdlib_files()), per_copy_limit or 10**9)
+    return max(1, -(-files // per_copy))
+
+
+# --- a fake Ollama ----------------------------------------------------------------------------------
+
+class FakeOllama:
+    """An HTTP server speaking Ollama's /api/embed: deterministic unit vectors of `dim`, counted."""
+
+    def __init__(self, dim: int = 768) -> None:
+        self.dim, self.requests, self.texts = dim, 0, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                outer.requests += 1
+                outer.texts += len(texts)
+                payload = json.dumps({"model": body["model"], "embeddings": [outer.vector(t) for t in texts]})
+                data = payload.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def vector(self, text: str) -> list[float]:
+        seed = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+        v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        return [round(float(x), 5) for x in v / np.linalg.norm(v)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+# --- database and workers ---------------------------------------------------------------------------
+
+@contextmanager
+def database(env: dict[str, str]) -> Iterator[str]:
+    """A migrated database: DATABASE_URL if set, else a fresh embedded server in a temporary home."""
+    home = tempfile.mkdtemp(prefix="cs-bench-")
+    os.environ["CODESEARCH_HOME"] = home
+    os.environ.update(env)
+    from domain.database import database_url, migrate, stop_embedded
+    from domain.settings import Settings
+
+    settings = Settings()
+    url = database_url(settings)
+    migrate(url)
+    os.environ["DATABASE_URL"] = url
+    try:
+        yield url
+    finally:
+        if not settings.database_url:
+            stop_embedded(settings)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class Workers:
+    """`dramatiq actors` processes; samples the RSS of every worker process while they run."""
+
+    url: str
+    processes: int = 2
+    threads: int = 4
+    env: dict[str, str] = field(default_factory=dict)
+    peak_rss: dict[int, int] = field(default_factory=dict)
+
+    def __enter__(self) -> Workers:
+        from tests.support import free_port
+
+        env = {**os.environ, **self.env, "DATABASE_URL": self.url, "dramatiq_prom_host": "127.0.0.1",
+               "dramatiq_prom_port": str(free_port()), "dramatiq_prom_db": tempfile.mkdtemp(prefix="cs-prom-")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "actors", "--processes", str(self.processes), "--threads",
+             str(self.threads)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        main = psutil.Process(self.proc.pid)
+        while not self._stop.wait(0.2):
+            try:
+                children = main.children(recursive=True)
+            except psutil.Error:
+                return
+            for child in children:
+                try:
+                    if "dramatiq" in " ".join(child.cmdline()) or child.ppid() == main.pid:
+                        rss = child.memory_info().rss
+                        self.peak_rss[child.pid] = max(self.peak_rss.get(child.pid, 0), rss)
+                except psutil.Error:
+                    continue
+
+    def rss_mb(self) -> list[float]:
+        """Peak RSS of each worker process in MiB (the exposition fork excluded: it is small)."""
+        return sorted(round(v / 2**20, 1) for v in self.peak_rss.values() if v > 80 * 2**20)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def index(url: str, path: Path, project: str = "bench", force: bool = False,
+          timeout_s: float = 3600) -> dict[str, Any]:
+    """Start a job through the same code as the MCP tool and wait for it; wall time from start to final."""
+    import actors
+    from domain import jobs
+    from domain.store import get_store
+
+    store = get_store(url)
+    started = time.perf_counter()
+    status, _ = jobs.create_job(store, str(path), project, force, "benchmark")
+    actors.enqueue_job(store, status.job_id)
+    deadline = started + timeout_s
+    while not jobs.is_final(status.status) and time.perf_counter() < deadline:
+        time.sleep(0.05)  # the benchmark's own polling of a job, not test synchronisation
+        status = jobs.get_job(store, status.job_id)
+    wall = time.perf_counter() - started
+    return {"status": status.status, "wall_s": round(wall, 2), "files_scanned": status.files_scanned,
+            "files_indexed": status.files_indexed, "files_skipped": status.files_skipped,
+            "chunks": status.chunks_created, "job_id": status.job_id,
+            "files_per_s": round(status.files_indexed / wall, 1), "chunks_per_s": round(status.chunks_created / wall, 1)}
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    values = np.asarray(samples_ms)
+    return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()

@@ -1,0 +1,200 @@
+"""tree-sitter grammars, loaded from wheels installed with the package (never downloaded), and
+what counts as a definition in each language.
+
+Each grammar is its own PyPI package (`tree-sitter-python`, `tree-sitter-typescript`, ...) with
+the compiled parser inside; `Language(module.language())` loads it offline. A grammar whose wheel
+is missing is reported as such by `parser_for`, and the chunker falls back to line windows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+#: language name (as `discovery.language_for` gives it) -> (module, function returning the grammar)
+GRAMMARS: dict[str, tuple[str, str]] = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+    "csharp": ("tree_sitter_c_sharp", "language"),
+    "ruby": ("tree_sitter_ruby", "language"),
+    "php": ("tree_sitter_php", "language_php"),
+    "kotlin": ("tree_sitter_kotlin", "language"),
+    "swift": ("tree_sitter_swift", "language"),
+    "scala": ("tree_sitter_scala", "language"),
+    "bash": ("tree_sitter_bash", "language"),
+}
+
+_CLASSY = {"class", "interface", "struct", "enum", "trait", "impl", "module", "namespace", "object", "record"}
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    """Node types that are definitions (type -> kind) and how qualified names are joined."""
+
+    definitions: dict[str, str]
+    separator: str = "."
+    #: Nodes that wrap a definition and belong to its text (decorators, `export`, `template<>`).
+    wrappers: frozenset[str] = field(default_factory=frozenset)
+
+
+_JS_DEFS = {
+    "function_declaration": "function", "generator_function_declaration": "function",
+    "class_declaration": "class", "method_definition": "method", "lexical_declaration": "function",
+    "variable_declaration": "function",
+}
+_TS_DEFS = _JS_DEFS | {
+    "abstract_class_declaration": "class", "interface_declaration": "interface",
+    "type_alias_declaration": "type", "enum_declaration": "enum", "internal_module": "namespace",
+    "module": "namespace", "function_signature": "function",
+}
+_C_DEFS = {"function_definition": "function", "struct_specifier": "struct", "enum_specifier": "enum",
+           "union_specifier": "struct", "type_definition": "type"}
+
+SPECS: dict[str, LanguageSpec] = {
+    "python": LanguageSpec({"function_definition": "function", "class_definition": "class"},
+                           wrappers=frozenset({"decorated_definition"})),
+    "javascript": LanguageSpec(_JS_DEFS, wrappers=frozenset({"export_statement"})),
+    "typescript": LanguageSpec(_TS_DEFS, wrappers=frozenset({"export_statement"})),
+    "tsx": LanguageSpec(_TS_DEFS, wrappers=frozenset({"export_statement"})),
+    "go": LanguageSpec({"function_declaration": "function", "method_declaration": "method",
+                        "type_declaration": "type"}),
+    "rust": LanguageSpec({"function_item": "function", "impl_item": "impl", "struct_item": "struct",
+                          "enum_item": "enum", "trait_item": "trait", "mod_item": "module",
+                          "macro_definition": "macro", "union_item": "struct"}, separator="::"),
+    "java": LanguageSpec({"class_declaration": "class", "interface_declaration": "interface",
+                          "enum_declaration": "enum", "record_declaration": "record",
+                          "method_declaration": "method", "constructor_declaration": "method",
+                          "annotation_type_declaration": "interface"}),
+    "c": LanguageSpec(_C_DEFS),
+    "cpp": LanguageSpec(_C_DEFS | {"class_specifier": "class", "namespace_definition": "namespace"},
+                        separator="::", wrappers=frozenset({"template_declaration"})),
+    "csharp": LanguageSpec({"class_declaration": "class", "interface_declaration": "interface",
+                            "struct_declaration": "struct", "enum_declaration": "enum",
+                            "record_declaration": "record", "method_declaration": "method",
+                            "constructor_declaration": "method", "namespace_declaration": "namespace",
+                            "file_scoped_namespace_declaration": "namespace"}),
+    "ruby": LanguageSpec({"method": "method", "singleton_method": "method", "class": "class",
+                          "module": "module"}),
+    "php": LanguageSpec({"function_definition": "function", "method_declaration": "method",
+                         "class_declaration": "class", "interface_declaration": "interface",
+                         "trait_declaration": "trait", "enum_declaration": "enum"}),
+    "kotlin": LanguageSpec({"function_declaration": "function", "class_declaration": "class",
+                            "object_declaration": "object"}),
+    "swift": LanguageSpec({"function_declaration": "function", "class_declaration": "class",
+                           "protocol_declaration": "interface", "init_declaration": "method"}),
+    "scala": LanguageSpec({"function_definition": "function", "class_definition": "class",
+                           "object_definition": "object", "trait_definition": "trait"}),
+    "bash": LanguageSpec({"function_definition": "function"}),
+}
+
+_NAME_TYPES = {"identifier", "type_identifier", "constant", "simple_identifier", "field_identifier",
+               "property_identifier", "name", "word", "scope_resolution", "qualified_identifier"}
+_FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "generator_function", "class"}
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _language(name: str) -> Any:
+    import tree_sitter
+
+    module_name, function = GRAMMARS[name]
+    module = importlib.import_module(module_name)
+    return tree_sitter.Language(getattr(module, function)())
+
+
+def parser_for(language: str) -> Any | None:
+    """A new tree-sitter Parser for `language`, or None when it has no grammar here.
+
+    Raises:
+        ImportError: the grammar's wheel is not installed (a broken install, not a user error).
+    """
+    if language not in GRAMMARS:
+        return None
+    import tree_sitter
+
+    with _lock:  # Language objects are shared; loading them once is not thread-safe in lru_cache
+        grammar = _language(language)
+    return tree_sitter.Parser(grammar)
+
+
+def is_classy(kind: str | None) -> bool:
+    """Whether definitions of this kind hold other definitions (methods of a class, fns of an impl)."""
+    return kind in _CLASSY
+
+
+def definition(node: Any, spec: LanguageSpec, source: bytes) -> tuple[str, str, Any] | None:
+    """(kind, name, inner node) when `node` is a definition (perhaps wrapped), else None."""
+    inner = node
+    while inner.type in spec.wrappers:
+        found = [c for c in inner.named_children if c.type in spec.definitions or c.type in spec.wrappers]
+        if not found:
+            return None
+        inner = found[-1]
+    kind = spec.definitions.get(inner.type)
+    if kind is None:
+        return None
+    if inner.type in ("lexical_declaration", "variable_declaration"):
+        return _js_variable(inner, source)
+    name = _name(inner, source)
+    if inner.type == "impl_item":
+        trait, target = inner.child_by_field_name("trait"), inner.child_by_field_name("type")
+        name = "impl " + (f"{_text(trait, source)} for " if trait is not None else "") + (
+            _text(target, source) if target is not None else "?")
+    elif inner.type == "method_declaration" and inner.child_by_field_name("receiver") is not None:
+        receiver = _go_receiver(inner.child_by_field_name("receiver"), source)  # Go
+        name = f"{receiver}.{name}" if receiver else name
+    elif inner.type == "class_declaration" and (declared := inner.child_by_field_name("declaration_kind")):
+        kind = {"struct": "struct", "enum": "enum", "extension": "class"}.get(_text(declared, source), kind)
+    if not name:
+        return None if kind in ("type", "struct", "enum") else (kind, "<anonymous>", inner)
+    return kind, name, inner
+
+
+def _js_variable(node: Any, source: bytes) -> tuple[str, str, Any] | None:
+    """`const parse = (x) => ...` is a function definition named `parse`; other variables are not."""
+    for declarator in node.named_children:
+        if declarator.type != "variable_declarator":
+            continue
+        value = declarator.child_by_field_name("value")
+        name = declarator.child_by_field_name("name")
+        if value is not None and name is not None and value.type in _FUNCTION_VALUES:
+            return ("class" if value.type == "class" else "function"), _text(name, source), node
+    return None
+
+
+def _go_receiver(receiver: Any, source: bytes) -> str:
+    for param in receiver.named_children:
+        type_node = param.child_by_field_name("type")
+        if type_node is not None:
+            return _text(type_node, source).lstrip("*")
+    return ""
+
+
+def _name(node: Any, source: bytes) -> str:
+    named = node.child_by_field_name("name")
+    if named is None:
+        declarator = node.child_by_field_name("declarator")  # C/C++: dig to the declared name
+        while declarator is not None and declarator.child_by_field_name("declarator") is not None:
+            declarator = declarator.child_by_field_name("declarator")
+        named = declarator
+    if named is None and node.type == "type_declaration":  # Go: type Foo struct {...}
+        spec = next((c for c in node.named_children if c.type in ("type_spec", "type_alias")), None)
+        named = spec.child_by_field_name("name") if spec is not None else None
+    if named is None:
+        named = next((c for c in node.named_children if c.type in _NAME_TYPES), None)
+    return _text(named, source) if named is not None else ""
+
+
+def _text(node: Any, source: bytes) -> str:
+    return " ".join(source[node.start_byte:node.end_byte].decode("utf-8", "replace").split())[:200]

@@ -1,0 +1,157 @@
+"""Hybrid, semantic and lexical search against the embedded PostgreSQL, on repositories indexed for real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from domain import search
+from domain.embedders import Embedder, make_embedder
+from domain.errors import InvalidInput
+from domain.settings import Settings
+from domain.store import Store
+from tests.integration.test_indexing_pipeline import run_job
+from tests.support import make_repo
+
+DEFINITION = '''\
+def parseHttpDate(value):
+    """Turn an RFC 1123 date header into a timestamp."""
+    day, month, year = value.split()
+    return (int(year), month, int(day))
+'''
+
+
+def caller(n: int) -> str:
+    # Each caller mentions the name more often than the definition does.
+    return (f"from dates import parseHttpDate\n\n\ndef handler_{n}(request):\n"
+            f"    first = parseHttpDate(request.headers['date'])\n"
+            f"    second = parseHttpDate(request.headers['expires'])\n"
+            f"    return parseHttpDate(request.headers['modified']), first, second\n")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=50)
+
+
+@pytest.fixture
+def embedder(settings: Settings) -> Embedder:
+    return make_embedder(settings)
+
+
+@pytest.fixture
+def indexed(fresh_db: str, settings: Settings, embedder: Embedder, tmp_path: Path) -> Store:
+    files: dict[str, str | bytes] = {"src/dates.py": DEFINITION}
+    files |= {f"src/handlers/h{n}.py": caller(n) for n in range(8)}
+    files |= {
+        "server/main.go": "package main\n\nfunc parseConfig(path string) string {\n\treturn path\n}\n",
+        "a_b/notes.py": "def underscore_dir():\n    return 'literal underscore'\n",
+        "axb/notes.py": "def other_dir():\n    return 'literal underscore'\n",
+        "100%/done.py": "def percent_dir():\n    return 'literal underscore'\n",
+        "docs/guide.md": "# Dates\n\nparseHttpDate turns a date header into a timestamp.\n",
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, repo).status == "completed"
+    return store
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical"])
+@pytest.mark.parametrize("query", ["parseHttpDate", "parse_http_date", "where is parseHttpDate defined"])
+def test_an_identifier_query_ranks_its_definition_first(indexed: Store, embedder: Embedder, mode: str,
+                                                         query: str) -> None:
+    response = search.search(indexed, embedder, query, "p1", limit=5, mode=mode)
+    top = response.results[0]
+    assert (top.file_path, top.symbol) == ("src/dates.py", "parseHttpDate"), [
+        (h.file_path, h.symbol, h.score) for h in response.results]
+    assert top.score > 0.5 and all(h.score < top.score for h in response.results[1:])
+    assert response.mode == mode
+    scores = [h.score for h in response.results]
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+
+
+def test_semantic_mode_ranks_by_embedding_only(indexed: Store, embedder: Embedder) -> None:
+    response = search.search(indexed, embedder, "parseHttpDate", "p1", limit=5, mode="semantic")
+    assert response.results and all(h.semantic_score is not None and h.lexical_score is None
+                                    for h in response.results)
+    assert response.embedding_ms is not None and response.embedding_ms <= response.latency_ms
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic", "lexical"])
+def test_each_filter_narrows_the_results(indexed: Store, embedder: Embedder, mode: str) -> None:
+    query = "parse date config literal underscore"
+
+    def run(**filters: str) -> list[search.SearchHit]:
+        return search.search(indexed, embedder, query, "p1", limit=20, mode=mode, **filters).results  # type: ignore[arg-type]
+
+    everything = run()
+    assert {h.language for h in everything} >= {"python", "go"}
+    go = run(language="go")
+    assert go and {h.language for h in go} == {"go"}
+    assert {h.file_path for h in run(language="golang")} == {h.file_path for h in go}
+    markdown = run(file_type="md")
+    assert markdown and {h.file_path for h in markdown} == {"docs/guide.md"}
+    handlers = run(directory="src/handlers")
+    assert handlers and all(h.file_path.startswith("src/handlers/") for h in handlers)
+    assert {h.repository for h in run(repository="repo")} == {"repo"}
+    assert run(repository="no-such-repo") == []
+
+
+def test_like_wildcards_in_a_directory_filter_are_literal(indexed: Store, embedder: Embedder) -> None:
+    def paths(directory: str) -> set[str]:
+        return {h.file_path for h in search.search(indexed, embedder, "literal underscore", "p1", limit=20,
+                                                   mode="lexical", directory=directory).results}
+
+    assert paths("a_b") == {"a_b/notes.py"}  # not axb/
+    assert paths("100%") == {"100%/done.py"}
+    assert paths("a%") == set()
+
+
+@pytest.mark.parametrize("bad", [{"mode": "fuzzy"}, {"language": "klingon"}, {"directory": "../etc"},
+                                 {"file_type": "a b"}])
+def test_bad_modes_and_filters_are_clear_errors(indexed: Store, embedder: Embedder, bad: dict[str, str]) -> None:
+    with pytest.raises(InvalidInput) as error:
+        search.search(indexed, embedder, "dates", "p1", **bad)  # type: ignore[arg-type]
+    assert list(bad.values())[0] in str(error.value)
+
+
+def test_a_query_without_terms_finds_nothing_lexically_but_still_semantically(indexed: Store,
+                                                                            embedder: Embedder) -> None:
+    assert search.search(indexed, embedder, "?!", "p1", mode="lexical").results == []
+    assert search.search(indexed, embedder, "?!", "p1", mode="hybrid").results  # the semantic side answers
+
+
+def test_a_filtered_semantic_query_through_the_hnsw_index_still_returns_limit_rows(
+        fresh_db: str, tmp_path: Path) -> None:
+    """A selective filter on an approximate index: iterative scans keep going until `limit` rows match."""
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=100, CODESEARCH_HNSW_MIN_CHUNKS=0)
+    embedder = make_embedder(settings)
+    files: dict[str, str | bytes] = {
+        f"py/m{n}.py": "\n\n".join(f"def work_{n}_{k}(x):\n    return x * {k}" for k in range(6)) + "\n"
+        for n in range(60)
+    }
+    files |= {f"go/g{n}.go": f"package g\n\nfunc Handle{n}(x int) int {{\n\treturn x + {n}\n}}\n" for n in range(12)}
+    repo = make_repo(tmp_path / "repo", files)
+    conn = psycopg2.connect(fresh_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:  # make the planner take the index even on a small table
+        cur.execute("SELECT current_database()")
+        cur.execute(f'ALTER DATABASE "{cur.fetchone()[0]}" SET enable_seqscan = off')
+    conn.close()
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, repo).status == "completed"  # builds no index: no chunks yet
+    assert run_job(store, settings, embedder, repo, force=True).status == "completed"  # now the index exists
+    with store.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM pg_indexes WHERE indexname LIKE 'chunks_embedding_hnsw_%%'")
+        assert cur.fetchone()["n"] == 1
+        cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cur.execute("EXPLAIN SELECT id FROM chunks WHERE embedding_model = 'hashing:v1' "
+                    "ORDER BY (embedding::halfvec(256)) <=> (SELECT embedding::halfvec(256) FROM chunks LIMIT 1) "
+                    "LIMIT 10")
+        plan = "\n".join(r["QUERY PLAN"] for r in cur.fetchall())
+    assert "chunks_embedding_hnsw_" in plan, plan
+    hits = search.search(store, embedder, "multiply the input", "p1", limit=10, mode="semantic",
+                         language="go").results
+    assert len(hits) == 10 and {h.language for h in hits} == {"go"}

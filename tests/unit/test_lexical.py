@@ -1,0 +1,54 @@
+"""Identifier-aware terms and the fusion of rankings: pure functions, no database."""
+
+from __future__ import annotations
+
+from domain import lexical
+from domain.search import RRF_K, _fused
+
+
+def test_terms_hold_whole_identifiers_and_their_parts_without_underscores() -> None:
+    assert lexical.terms("parseHttpDate(snake_case_name)") == [
+        "parsehttpdate", "parse", "http", "date", "snakecasename", "snake", "case", "name"]
+
+
+def test_a_chunk_document_weighs_symbol_path_and_body_apart() -> None:
+    assert lexical.document("src/http_utils.py", "Client.getJSON", "return x") == (
+        "client getjson get json", "src httputils http utils py", "return x")
+
+
+def test_queries_drop_stop_words_unless_nothing_else_is_left() -> None:
+    assert lexical.tsquery("where is the HTTPServer started") == "httpserver | http | server | started"
+    assert lexical.tsquery("where is it") == "where | is | it"
+    assert lexical.tsquery("?! ...") is None
+
+
+def test_identifiers_are_code_like_names_or_a_lone_word() -> None:
+    assert lexical.identifiers("how does parseHttpDate handle parse_http_date") == {"parsehttpdate"}
+    assert lexical.identifiers("invoice") == {"invoice"}
+    assert lexical.identifiers("where are invoices totalled") == set()
+
+
+def row(chunk_id: int, file_id: int, start: int, end: int, symbol: str | None = None,
+        semantic: bool = True) -> dict[str, object]:
+    base: dict[str, object] = {"id": chunk_id, "file_id": file_id, "start_line": start, "end_line": end,
+                               "symbol": symbol, "score": 0.5}
+    return base | ({"distance": 0.5} if semantic else {})
+
+
+def test_fusion_collapses_overlapping_chunks_of_one_file_and_keeps_the_better_one() -> None:
+    semantic = [row(1, 10, 1, 20), row(2, 10, 17, 40), row(3, 11, 1, 5)]
+    lexical_ranking = [row(2, 10, 17, 40, semantic=False), row(3, 11, 1, 5, semantic=False)]
+    fused = _fused([semantic, lexical_ranking], set(), limit=10)
+    assert [h["id"] for h in fused] == [2, 3]  # chunk 1 overlaps chunk 2, which ranks higher overall
+    assert fused[0]["score"] == (1 / (RRF_K + 2) + 1 / (RRF_K + 1)) / (2 / (RRF_K + 1))
+
+
+def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best() -> None:
+    semantic = [row(1, 10, 1, 5), row(2, 11, 1, 5, symbol="Dates.parseHttpDate")]
+    lexical_ranking = [row(2, 11, 1, 5, "Dates.parseHttpDate", semantic=False)]
+    fused = _fused([semantic, lexical_ranking], {"parsehttpdate"}, limit=10)
+    assert [h["id"] for h in fused] == [2, 1]
+    assert 0 < fused[1]["score"] < fused[0]["score"] < 1
+    best = _fused([[row(2, 11, 1, 5, "parseHttpDate")], [row(2, 11, 1, 5, "parseHttpDate", semantic=False)]],
+                  {"parsehttpdate"}, limit=1)
+    assert best[0]["score"] == 1.0
