@@ -89,10 +89,17 @@ def record_job_finished(status: str) -> None:
 
 
 class InstrumentedEmbedder:
-    """An embedder that times each call and counts its size and failures."""
+    """An embedder that times each call and counts its size and failures.
+
+    Anything else (e.g. the local model's `count_line_tokens`, which the chunker looks for) is the
+    wrapped embedder's own.
+    """
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     @property
     def model_id(self) -> str:

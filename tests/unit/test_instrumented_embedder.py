@@ -1,0 +1,37 @@
+"""The metrics wrapper around the embedder changes nothing the indexing pipeline can see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from domain.embedders import HashingEmbedder, line_token_counter
+from monitoring.indexing import InstrumentedEmbedder, indexing_metrics
+
+
+class CountingEmbedder(HashingEmbedder):
+    def count_line_tokens(self, lines: Sequence[str]) -> list[int]:
+        return [len(line.split()) for line in lines]
+
+
+def test_it_embeds_like_the_wrapped_embedder_and_keeps_its_token_counter() -> None:
+    inner = CountingEmbedder(dim=32)
+    wrapped = InstrumentedEmbedder(inner)
+    assert (wrapped.model_id, wrapped.dim) == (inner.model_id, 32)
+    assert wrapped.embed(["def f(): pass"]) == inner.embed(["def f(): pass"])
+    counter = line_token_counter(wrapped)
+    assert counter is not None and counter(["a b c"]) == [3]
+    assert line_token_counter(InstrumentedEmbedder(HashingEmbedder())) is None
+
+
+def test_failed_calls_are_counted_by_error_type() -> None:
+    class Broken(HashingEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            raise TimeoutError("slow")
+
+    errors = indexing_metrics().embed_errors.labels("TimeoutError")
+    before = errors._value.get()
+    with pytest.raises(TimeoutError):
+        InstrumentedEmbedder(Broken()).embed(["x"])
+    assert errors._value.get() == before + 1
