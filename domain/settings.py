@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=2, ge=1, validation_alias=_env("CODESEARCH_WORKER_PROCESSES"))
     worker_threads: int = Field(default=4, ge=1, validation_alias=_env("CODESEARCH_WORKER_THREADS"))
     # Worker metrics: one exposition server per worker group (per `dramatiq actors`), serving the
-    # metrics of all its processes from one prometheus_client multiprocess directory. Two groups on
-    # one host need different ports and directories. Dramatiq's own variable names are honoured too.
+    # metrics of all its processes from one prometheus_client multiprocess directory (by default one
+    # per port). Two groups on one host need different ports. Dramatiq's variable names are honoured too.
     worker_metrics_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices(
         "CODESEARCH_WORKER_METRICS_HOST", "dramatiq_prom_host"))
     worker_metrics_port: int = Field(default=9191, ge=1, le=65535, validation_alias=AliasChoices(
@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     @property
     def metrics_dir(self) -> Path:
         """The worker group's prometheus_client multiprocess directory (cleared when a group starts)."""
-        return self.worker_metrics_dir or self.home / "worker-metrics"
+        # Keyed by port: a second group on the host already needs its own port, and gets its own directory.
+        return self.worker_metrics_dir or self.home / "worker-metrics" / str(self.worker_metrics_port)
 
     @property
     def pgdata(self) -> Path:

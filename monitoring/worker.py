@@ -5,7 +5,7 @@ multiprocess directory; one exposition process per group (a Dramatiq "fork") ser
 Compared to the stock middleware this one
 
 - binds `CODESEARCH_WORKER_METRICS_HOST:PORT` (loopback by default, not 0.0.0.0), so a second
-  group on a host only needs its own port and directory;
+  group on a host only needs its own port (the directory defaults to one per port);
 - clears the directory when a group starts: files left by an earlier group (or by killed
   processes) would otherwise be summed into this group's counters and gauges forever;
 - drops, at each scrape, the live-gauge files of processes that died without saying so.

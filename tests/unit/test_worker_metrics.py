@@ -33,3 +33,12 @@ def test_the_live_gauges_of_a_process_that_died_are_not_served(tmp_path: Path) -
     body, _ = render(tmp_path)
     assert b"codesearch_test_inflight 7" not in body
     assert not list(tmp_path.glob("gauge_livesum_*.db"))
+
+
+def test_each_worker_metrics_port_gets_its_own_directory_by_default(tmp_path: Path) -> None:
+    from domain.settings import Settings
+
+    first = Settings(CODESEARCH_HOME=tmp_path, CODESEARCH_WORKER_METRICS_PORT=9191)
+    second = Settings(CODESEARCH_HOME=tmp_path, CODESEARCH_WORKER_METRICS_PORT=9192)
+    assert first.metrics_dir != second.metrics_dir
+    assert Settings(CODESEARCH_HOME=tmp_path, CODESEARCH_WORKER_METRICS_DIR=tmp_path / "m").metrics_dir == tmp_path / "m"
