@@ -49,10 +49,11 @@ def alert_exprs() -> dict[str, str]:
     return {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
 
 
-def test_promtool_accepts_the_shipped_config_and_rules() -> None:
+def test_promtool_accepts_the_config_and_rules_and_the_alerts_fire_when_they_should() -> None:
     promtool = _binary("promtool")
     for args in (["check", "config", str(MONITORING / "prometheus.yml")],
-                 ["check", "rules", str(MONITORING / "alerts.yml")]):
+                 ["check", "rules", str(MONITORING / "alerts.yml")],
+                 ["test", "rules", str(MONITORING / "alerts_test.yml")]):  # quiet when healthy, firing when not
         done = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
 
