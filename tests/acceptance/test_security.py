@@ -17,7 +17,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.acceptance.mcp_support import call, error_of, wait_final
 from tests.acceptance.test_processes import HttpServer
-from tests.support import ROOT, child_env, free_port, make_repo
+from tests.support import ROOT, child_env, free_port, make_repo, wait_for
 
 TOKEN = "t0ken-for-tests-only"
 
@@ -98,3 +98,42 @@ def test_paths_outside_the_allowed_roots_and_secret_files_are_never_indexed(tmp_
             assert all("super-secret-value" not in hit["content"] for hit in found["results"])
             assert {hit["file_path"] for hit in found["results"]} == {"app.py"}
     anyio.run(body)
+
+
+def test_the_server_log_never_shows_the_token_or_the_database_password(tmp_path: Path, fresh_db: str) -> None:
+    password = "hunter2-db-password"
+    url = fresh_db.replace("postgres:@", f"postgres:{password}@", 1).replace("postgres@", f"postgres:{password}@", 1)
+    # (trust auth: the password is ignored)
+    assert password in url
+    port, log = free_port(), tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mcp_entry", "serve", "--transport", "http", "--port", str(port)],
+                                cwd=ROOT, env=child_env(url, CODESEARCH_HTTP_TOKEN=TOKEN), stdout=out,
+                                stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}/mcp"
+    try:
+        def listening() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return status_of(endpoint.removesuffix("/mcp") + "/metrics", {"Authorization": f"Bearer {TOKEN}"}) == 200
+            except OSError:
+                return False
+
+        wait_for(listening, 60, what="the server to listen")
+        assert status_of(endpoint, {"Authorization": "Bearer not-the-token"}, b"{}") == 401
+
+        async def body() -> None:
+            async with create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"}) as client, \
+                    mcp.Client(streamable_http_client(endpoint, http_client=client)) as mcp_client:
+                await error_of(mcp_client, "start_indexing_background", {"repo_path": "/etc"})
+                await error_of(mcp_client, "get_indexing_status", {"job_id": "nope"})
+                await call(mcp_client, "search_code", {"query": "anything"})
+                health = await mcp_client.read_resource("codesearch://health")
+                assert password not in health.contents[0].text  # type: ignore[union-attr]
+        anyio.run(body)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    output = log.read_text()
+    assert "MCP endpoint" in output
+    assert TOKEN not in output and password not in output, output
