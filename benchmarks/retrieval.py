@@ -9,7 +9,8 @@ __pycache__/) is shuffled with a fixed seed and the first `--modules` .py files 
 `--max-file-bytes` become the corpus (copied to a temp dir; the rest of the stdlib is not indexed).
 Every public function or method (name not starting with "_") in them whose docstring has at least
 8 words, whose first sentence has at least 3 and is unique among those candidates, is a candidate;
-`--queries` of them are sampled with the seed. A query is the docstring's first sentence; the
+`--queries` of them are sampled with the seed (those in files that codesearch's discovery skips,
+such as venv/, are then dropped). A query is the docstring's first sentence; the
 relevant chunk is the one containing the function's `def` line, the relevant file its file. In the
 corpus copy the sampled docstrings are replaced by `""""""` and blank lines (line numbers stay the
 same; every file is re-parsed to check), and a query still found verbatim in the corpus is dropped.
@@ -158,9 +159,21 @@ def build_corpus(stdlib: Path, corpus: Path, args: argparse.Namespace) -> tuple[
         (corpus / p).write_text(out, encoding="utf-8")
         flat[p] = " ".join(out.split()).lower()
     kept = [t for t in sampled if not any(" ".join(t.query.split()).lower() in f for f in flat.values())]
-    meta = {"stdlib": str(stdlib), "modules": len(chosen), "candidates": len(unique),
-            "sampled": len(sampled), "dropped_verbatim_elsewhere": len(sampled) - len(kept), "queries": len(kept)}
-    return sorted(kept, key=lambda t: (t.path, t.def_line)), meta
+    indexed = set(indexed_files(corpus))
+    findable = [t for t in kept if t.path in indexed]
+    meta = {"stdlib": str(stdlib), "modules": len(chosen), "indexed_modules": len(indexed),
+            "candidates": len(unique), "sampled": len(sampled),
+            "dropped_verbatim_elsewhere": len(sampled) - len(kept),
+            "dropped_not_indexed": len(kept) - len(findable), "queries": len(findable)}
+    return sorted(findable, key=lambda t: (t.path, t.def_line)), meta
+
+
+def indexed_files(corpus: Path) -> list[str]:
+    """The corpus files codesearch indexes (its discovery skips some stdlib directories, such as venv/)."""
+    from domain.discovery import discover
+    from domain.settings import Settings
+
+    return [f.path for f in discover(corpus, max_file_bytes=Settings().max_file_bytes).files]
 
 
 # -- indexing and searching ----------------------------------------------------------------------
@@ -208,7 +221,7 @@ def bm25_ranks(corpus: Path, targets: list[Target]) -> dict[str, Any]:
 
     from domain.lexical import terms
 
-    paths = sorted(str(p.relative_to(corpus)) for p in corpus.rglob("*.py"))
+    paths = indexed_files(corpus)
     bm25 = BM25Okapi([terms(p + "\n" + (corpus / p).read_text(encoding="utf-8")) for p in paths])
     file, latency = [], []
     for t in targets:
@@ -312,9 +325,10 @@ def markdown(report: dict[str, Any]) -> str:
     checks = "\n".join(f"- {'PASS' if t['pass'] else 'MISS'} {t['target']}: {t['value']} vs {t['threshold']} "
                        f"(margin {t['margin']:+})" for t in report["targets"])
     return (f"\n## Retrieval, {c['date']}, commit {c['commit']}, {c['cores']} cores\n\n"
-            f"`{c['command']}` — Python {c['python']} stdlib, seed {c['seed']}: {c['modules']} modules, "
-            f"{c['queries']} queries ({c['candidates']} candidates; {c['dropped_verbatim_elsewhere']} dropped as "
-            f"found verbatim elsewhere). Index: {built}.\n\n" + "\n".join(rows) + "\n\n" + checks + "\n")
+            f"`{c['command']}` — Python {c['python']} stdlib, seed {c['seed']}: {c['modules']} modules ("
+            f"{c['indexed_modules']} indexed), {c['queries']} queries ({c['candidates']} candidates; "
+            f"{c['dropped_verbatim_elsewhere']} dropped as found verbatim elsewhere, {c['dropped_not_indexed']} as in a "
+            f"file codesearch does not index). Index: {built}.\n\n" + "\n".join(rows) + "\n\n" + checks + "\n")
 
 
 def _commit() -> str:
