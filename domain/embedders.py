@@ -114,7 +114,11 @@ class LocalEmbedder:
         if self._counter is None:
             from tokenizers import Tokenizer
 
-            self._counter = Tokenizer.from_file(str(_verified_tokenizer_path()))  # no truncation, no padding
+            counter = Tokenizer.from_file(str(_verified_tokenizer_path()))
+            # tokenizer.json pads and truncates to 128; left on, every text would count 128 tokens.
+            counter.no_padding()
+            counter.no_truncation()
+            self._counter = counter
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
