@@ -103,10 +103,20 @@ def index_batch(job_id: str, batch_no: int) -> dict[str, object]:
 @dramatiq.actor(queue_name=QUEUE, **retrying)
 def aggregate_batch(batch_result: dict[str, object]) -> None:
     """Roll one batch's result into its job's row (idempotent)."""
-    _, store, _ = _context()
+    settings, store, embedder = _context()
     job = progress.roll_up(store, batch_result)
     if job is not None and job["status"] in ("completed", "failed"):  # this call finished the job
         metrics.record_job_finished(str(job["status"]))
+        if job["status"] == "completed" and indexing.vector_index_due(store, settings, embedder):
+            build_vector_index.send(embedder.model_id, embedder.dim)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=2, time_limit=6 * 60 * 60 * 1000)
+def build_vector_index(model: str, dim: int) -> None:
+    """Build an embedder's HNSW index in the background once it has enough chunks (see settings)."""
+    _, store, _ = _context()
+    if store.ensure_vector_index(model, dim):
+        log.info("built the HNSW index for %s", model)
 
 
 def _record_plan(store: Store, job_id: str) -> None:

@@ -77,8 +77,6 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     root = Path(job["repo_path"])
     repo = store.upsert_repository(job["project_id"], job["repo_path"], job["repo_name"])
     _check_embedder(store, repo, embedder, bool(job["force_reindex"]))
-    if store.count_chunks(embedder.model_id) >= settings.hnsw_min_chunks:
-        store.ensure_vector_index(embedder.model_id, embedder.dim)
     found = discover(root, max_file_bytes=settings.max_file_bytes,
                      secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow))
     removed = store.delete_missing_files(repo["id"], [f.path for f in found.files])
@@ -87,6 +85,12 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     if not store.plan_batches(job_id, repo["id"], batches, len(found.files), meta):
         return None
     return list(range(len(batches)))
+
+
+def vector_index_due(store: Store, settings: Settings, embedder: Embedder) -> bool:
+    """Whether this embedder's chunks have reached the size where an HNSW index pays for its inserts."""
+    return not store.has_vector_index(embedder.model_id) and (
+        store.count_chunks(embedder.model_id) >= settings.hnsw_min_chunks)
 
 
 def _check_embedder(store: Store, repo: dict[str, object], embedder: Embedder, force: bool) -> None:

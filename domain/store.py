@@ -491,23 +491,42 @@ class Store:
         row = self._one("SELECT count(*) AS n FROM chunks WHERE embedding_model = %s", (model,))
         return int(row["n"]) if row else 0
 
-    def ensure_vector_index(self, model: str, dim: int) -> None:
-        """An HNSW cosine index over the vectors of one embedder (created once, by one process).
+    def has_vector_index(self, model: str) -> bool:
+        row = self._one("SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                        (_vector_index_name(model),))
+        return bool(row and row["valid"])
+
+    def ensure_vector_index(self, model: str, dim: int) -> bool:
+        """Build the HNSW cosine index over one embedder's vectors, without blocking writers.
 
         Vectors are stored untyped so that several embedders can share the table; the index is on
         the expression `embedding::halfvec(dim)` for that embedder's rows, which is what
-        `semantic_search` orders by.
+        `semantic_search` orders by. CREATE INDEX CONCURRENTLY lets indexing go on meanwhile; a
+        session advisory lock makes one process build it; an invalid leftover of a crashed build is
+        dropped first. Returns whether this call built it.
         """
         name = _vector_index_name(model)
-        with self.transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('codesearch.vector-index'))")
-            cur.execute("SELECT to_regclass(%s) AS found", (name,))
-            if cur.fetchone()["found"] is None:
+        conn = psycopg2.connect(self.url)
+        conn.autocommit = True  # CONCURRENTLY cannot run inside a transaction
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(hashtext('codesearch.vector-index'))")
+                if not cur.fetchone()[0]:
+                    return False
+                cur.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,))
+                found = cur.fetchone()
+                if found and found[0]:
+                    return False
+                if found:
+                    cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
                 cur.execute(
-                    f"CREATE INDEX {name} ON chunks USING hnsw ((embedding::halfvec({int(dim)})) halfvec_cosine_ops) "
-                    "WHERE embedding_model = %s",
+                    f"CREATE INDEX CONCURRENTLY {name} ON chunks "
+                    f"USING hnsw ((embedding::halfvec({int(dim)})) halfvec_cosine_ops) WHERE embedding_model = %s",
                     (model,),
                 )
+                return True
+        finally:
+            conn.close()
 
     def semantic_search(self, project_id: str, model: str, vector: Sequence[float], limit: int,
                         filters: SearchFilters) -> list[Row]:

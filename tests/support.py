@@ -134,3 +134,15 @@ SAMPLE_REPO: dict[str, str | bytes] = {
     "assets/logo.bin": b"\x89PNG\x00\x00\x01binary",
     "legacy/latin1.py": "caf\xe9 = 1\n".encode("latin-1"),
 }
+
+
+def enqueue_job_on(url: str, job_id: str) -> None:
+    """Send a job's planning message through a broker on `url` (the process-wide broker may use another)."""
+    import actors
+    from actors.broker import make_broker
+
+    broker = make_broker(url)
+    try:
+        broker.enqueue(actors.plan_job.message(job_id))
+    finally:
+        broker.close()

@@ -7,13 +7,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from domain import search
+from domain import jobs, search
 from domain.embedders import Embedder, make_embedder
 from domain.errors import InvalidInput
 from domain.settings import Settings
 from domain.store import Store
 from tests.integration.test_indexing_pipeline import run_job
-from tests.support import make_repo
+from tests.support import WorkerGroup, enqueue_job_on, make_repo, wait_for
 
 DEFINITION = '''\
 def parseHttpDate(value):
@@ -123,10 +123,11 @@ def test_a_query_without_terms_finds_nothing_lexically_but_still_semantically(in
     assert search.search(indexed, embedder, "?!", "p1", mode="hybrid").results  # the semantic side answers
 
 
-def test_a_filtered_semantic_query_through_the_hnsw_index_still_returns_limit_rows(
+def test_a_completed_job_builds_the_hnsw_index_in_the_background_and_filtered_queries_fill_limit(
         fresh_db: str, tmp_path: Path) -> None:
-    """A selective filter on an approximate index: iterative scans keep going until `limit` rows match."""
-    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=100, CODESEARCH_HNSW_MIN_CHUNKS=0)
+    """Past CODESEARCH_HNSW_MIN_CHUNKS a worker builds the index after the job; a selective filter on that
+    approximate index still returns `limit` rows (iterative scans)."""
+    settings = Settings(CODESEARCH_EMBEDDER="hashing")
     embedder = make_embedder(settings)
     files: dict[str, str | bytes] = {
         f"py/m{n}.py": "\n\n".join(f"def work_{n}_{k}(x):\n    return x * {k}" for k in range(6)) + "\n"
@@ -141,11 +142,20 @@ def test_a_filtered_semantic_query_through_the_hnsw_index_still_returns_limit_ro
         cur.execute(f'ALTER DATABASE "{cur.fetchone()[0]}" SET enable_seqscan = off')
     conn.close()
     store = Store(fresh_db)
-    assert run_job(store, settings, embedder, repo).status == "completed"  # builds no index: no chunks yet
-    assert run_job(store, settings, embedder, repo, force=True).status == "completed"  # now the index exists
+    workers = WorkerGroup(fresh_db, processes=1, threads=2, CODESEARCH_HNSW_MIN_CHUNKS="50")
+    workers.start()
+    try:
+        status, _ = jobs.create_job(store, str(repo), "p1", False)
+        enqueue_job_on(fresh_db, status.job_id)
+        try:
+            wait_for(lambda: store.has_vector_index(embedder.model_id), timeout_s=120,
+                     what="the HNSW index built after the job")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; job {store.get_job(status.job_id)}; workers:\n{workers.output()[-3000:]}")
+    finally:
+        workers.stop()
+    assert jobs.get_job(store, status.job_id).status == "completed"
     with store.transaction() as cur:
-        cur.execute("SELECT count(*) AS n FROM pg_indexes WHERE indexname LIKE 'chunks_embedding_hnsw_%%'")
-        assert cur.fetchone()["n"] == 1
         cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cur.execute("EXPLAIN SELECT id FROM chunks WHERE embedding_model = 'hashing:v1' "
                     "ORDER BY (embedding::halfvec(256)) <=> (SELECT embedding::halfvec(256) FROM chunks LIMIT 1) "
@@ -155,3 +165,4 @@ def test_a_filtered_semantic_query_through_the_hnsw_index_still_returns_limit_ro
     hits = search.search(store, embedder, "multiply the input", "p1", limit=10, mode="semantic",
                          language="go").results
     assert len(hits) == 10 and {h.language for h in hits} == {"go"}
+    assert not store.ensure_vector_index(embedder.model_id, embedder.dim)  # built once, not again
