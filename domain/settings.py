@@ -40,8 +40,8 @@ class Settings(BaseSettings):
     batch_max_files: int = Field(default=32, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_FILES"))
     batch_max_bytes: int = Field(default=512 * 1024, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_BYTES"))
     embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
-    # Below this many chunks of one embedder an exact scan is fast (28 ms at 100k, docs/benchmarks.md)
-    # and inserts stay cheap; from it on, the next job builds an HNSW index for that embedder.
+    # Below this many chunks of one embedder an exact scan is fast (28 ms at 100k, FACTS.md)
+    # and inserts stay cheap (HNSW inserts: ~550 rows/s); a job that reaches it has a worker build the index.
     hnsw_min_chunks: int = Field(default=100_000, ge=0, validation_alias=_env("CODESEARCH_HNSW_MIN_CHUNKS"))
     chunk_max_tokens: int = Field(default=256, ge=32, validation_alias=_env("CODESEARCH_CHUNK_MAX_TOKENS"))
     chunk_max_lines: int = Field(default=60, ge=4, validation_alias=_env("CODESEARCH_CHUNK_MAX_LINES"))
