@@ -16,8 +16,8 @@ corpus copy the sampled docstrings are replaced by `""""""` and blank lines (lin
 same; every file is re-parsed to check), and a query still found verbatim in the corpus is dropped.
 
 Default size. The local model embeds ~5-20 chunks/s on the project's shared 2-core machines, so
-the defaults (150 modules of at most 100 kB: ~3,800 chunks; 300 queries) keep one run with both
-embedders under ~10 minutes. Figures from different `--modules`/`--seed` are not comparable.
+the defaults (150 modules of at most 100 kB: ~4,500 chunks; 300 queries) keep one run with both
+embedders to about 10 minutes (local-model indexing: ~6-7 of them). Figures from different `--modules`/`--seed` are not comparable.
 
 Measured, per embedder (each its own index build, in-process: plan_job and index_batch as the
 actors run them) and mode (lexical, semantic, hybrid; `domain.search.search`, limit 10):
@@ -38,6 +38,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -342,7 +343,8 @@ def markdown(report: dict[str, Any]) -> str:
                      for m in ("recall@1", "recall@5", "recall@10", "mrr@10")]
             rows.append(f"| {'—' if name.startswith('bm25_') else name} | {label} | {' | '.join(cells)} "
                         f"| {r['median_ms']} |")
-    built = "; ".join(f"{n}: {m['index']['files']} files, {m['index']['chunks']} chunks in {m['index']['index_s']} s"
+    built = "; ".join(f"{n}: {m['index']['files']} files, {m['index']['chunks']} chunks in {m['index']['index_s']} s "
+                      f"(chunk cap {m['index']['chunk_max_tokens']} tokens, {m['index']['chunk_max_lines']} lines)"
                       for n, m in report["results"].items() if "index" in m)
     checks = "\n".join(f"- {'PASS' if t['pass'] else 'MISS'} {t['target']}: {t['value']} vs {t['threshold']} "
                        f"(margin {t['margin']:+})" for t in report["targets"])
@@ -375,7 +377,7 @@ def main() -> int:
     settings = Settings()
     corpus = Path(tempfile.mkdtemp(prefix="cs-retrieval-corpus-")) / "stdlib"
     targets, meta = build_corpus(Path(sysconfig.get_paths()["stdlib"]), corpus, args)
-    _log(f"corpus {corpus}: {meta}")
+    _log(f"corpus {corpus}, CODESEARCH_HOME {home}: {meta}")
     url = database_url(settings)
     store = None
     try:
@@ -387,6 +389,9 @@ def main() -> int:
             store.close()
         if not settings.database_url:
             stop_embedded(settings)
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(corpus.parent, ignore_errors=True)
     config = {**meta, "seed": args.seed, "max_file_bytes": args.max_file_bytes, "limit": LIMIT,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit(),
               "cores": os.cpu_count(), "python": sys.version.split()[0],
@@ -418,6 +423,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json-out")
     p.add_argument("--details-out", help="per-query ranks, for looking at misses")
     p.add_argument("--append", action="store_true", help="append the table to docs/benchmarks.md")
+    p.add_argument("--keep", action="store_true", help="keep the corpus copy and CODESEARCH_HOME (with the index)")
     return p
 
 
