@@ -74,6 +74,8 @@ class FakeOllama:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Ollama does
+
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -24,7 +24,7 @@ actors run them) and mode (lexical, semantic, hybrid; `domain.search.search`, li
 Recall@1/5/10 and MRR@10 at chunk and file level, and the median query latency; plus BM25
 baselines (rank-bm25, tokens from `domain.lexical.terms`) over whole files (what an agent's keyword
 search gives; the issue's baseline) and over chunks cut as codesearch cuts them. `--variant NAME=VALUE,...` re-runs hybrid with search-module constants
-changed (RRF_K, CANDIDATES_PER_RESULT, EXACT_BONUS_RANKINGS); chunking knobs are settings
+changed (RRF_K, CANDIDATES_PER_RESULT, EXACT_BONUS_RANKINGS, SEMANTIC_WEIGHT, LEXICAL_WEIGHT); chunking knobs are settings
 (CODESEARCH_CHUNK_MAX_TOKENS, ...) read from the environment. Prints one JSON object; `--append`
 adds the table to docs/benchmarks.md. Not a test: figures vary with the machine and the Python.
 """
@@ -57,7 +57,7 @@ MIN_DOC_WORDS, MIN_QUERY_WORDS = 8, 3
 KS = (1, 5, 10)
 LIMIT = 10
 MODES = ("lexical", "semantic", "hybrid")
-KNOBS = ("RRF_K", "CANDIDATES_PER_RESULT", "EXACT_BONUS_RANKINGS")
+KNOBS = ("RRF_K", "CANDIDATES_PER_RESULT", "EXACT_BONUS_RANKINGS", "SEMANTIC_WEIGHT", "LEXICAL_WEIGHT")
 
 
 @dataclass(frozen=True)
@@ -269,12 +269,12 @@ def metrics(found: list[int | None]) -> dict[str, float]:
     return out
 
 
-def _knobs(variant: str) -> dict[str, int]:
+def _knobs(variant: str) -> dict[str, float]:
     pairs = dict(part.split("=", 1) for part in variant.split(","))
     unknown = set(pairs) - set(KNOBS)
     if unknown:
         raise SystemExit(f"unknown search knob(s) {', '.join(sorted(unknown))}; use {', '.join(KNOBS)}")
-    return {k: int(v) for k, v in pairs.items()}
+    return {k: float(v) if "." in v else int(v) for k, v in pairs.items()}
 
 
 def evaluate(store: Any, corpus: Path, targets: list[Target], args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:

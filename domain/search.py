@@ -16,12 +16,17 @@ from domain.store import Row, SearchFilters, Store
 CONTEXT_LINES = 3
 MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "semantic", "lexical")
-#: Reciprocal rank fusion constant: a hit's share from one ranking is 1 / (RRF_K + rank).
-RRF_K = 60
+#: Reciprocal rank fusion: a hit's share from one ranking is weight / (RRF_K + rank). Measured on
+#: the retrieval benchmark (docs/benchmarks.md): k=10 with the semantic ranking weighted 2 beat the
+#: textbook k=60 with equal weights at chunk and file level, on a second sample too.
+RRF_K = 10
+SEMANTIC_WEIGHT = 2.0
+LEXICAL_WEIGHT = 1.0
 #: Each ranking contributes this many candidates per requested result.
 CANDIDATES_PER_RESULT = 5
-#: A chunk whose symbol is a name in the query counts as if it were first in this many more rankings.
-EXACT_BONUS_RANKINGS = 2
+#: A chunk whose symbol is a name in the query counts as if it were first in more rankings of this
+#: total weight: as much as both rankings together, so the definition of a named identifier comes first.
+EXACT_BONUS_RANKINGS = SEMANTIC_WEIGHT + LEXICAL_WEIGHT
 
 
 def search(store: Store, embedder: Embedder, query: str, project_id: str, limit: int = 10,
@@ -44,17 +49,17 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
     project = parse_project_id(project_id)
     filters = SearchFilters(_suffix(file_type), _prefix(directory), repository or None, _language(language))
     wanted = limit * CANDIDATES_PER_RESULT
-    rankings: list[list[Row]] = []
+    rankings: list[tuple[float, list[Row]]] = []
     embed_ms = None
     if chosen in ("hybrid", "semantic"):
         _check_models(store, embedder, project, repository)
         embedding_started = time.perf_counter()
         vector = embedder.embed([text])[0]
         embed_ms = round((time.perf_counter() - embedding_started) * 1000, 2)
-        rankings.append(store.semantic_search(project, embedder.model_id, vector, wanted, filters))
+        rankings.append((SEMANTIC_WEIGHT, store.semantic_search(project, embedder.model_id, vector, wanted, filters)))
     if chosen in ("hybrid", "lexical"):
         expression = lexical.tsquery(text)
-        rankings.append(store.lexical_search(project, expression, wanted, filters) if expression else [])
+        rankings.append((LEXICAL_WEIGHT, store.lexical_search(project, expression, wanted, filters) if expression else []))
     rows = _fused(rankings, lexical.identifiers(text) if chosen != "semantic" else set(), limit)
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
@@ -62,15 +67,15 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
                           embedding_ms=embed_ms)
 
 
-def _fused(rankings: list[list[Row]], names: set[str], limit: int) -> list[Row]:
-    """Reciprocal rank fusion of the rankings, exact definitions first, overlapping chunks collapsed."""
+def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int) -> list[Row]:
+    """Weighted reciprocal rank fusion of the rankings, exact definitions first, overlapping chunks collapsed."""
     bonus = EXACT_BONUS_RANKINGS if names else 0
-    best = (len(rankings) + bonus) / (RRF_K + 1)
+    best = (sum(weight for weight, _ in rankings) + bonus) / (RRF_K + 1)
     fused: dict[int, Row] = {}
-    for ranking in rankings:
+    for weight, ranking in rankings:
         for rank, row in enumerate(ranking, start=1):
             hit = fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
-            hit["fused"] += 1 / (RRF_K + rank)
+            hit["fused"] += weight / (RRF_K + rank)
             hit["semantic" if "distance" in row else "lexical"] = row["score"]
     for hit in fused.values():
         if names and _defines(hit["symbol"], names):

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg2
 import psycopg2.extras
 import psycopg2.pool
@@ -688,4 +689,6 @@ def _like_literal(text: str | None) -> str | None:
 
 
 def _vector_literal(values: Sequence[float]) -> str:
-    return "[" + ",".join(f"{v:.6g}" for v in values) + "]"
+    """pgvector's text form. Five decimals exceed halfvec's precision for unit-vector components;
+    rounding in numpy and `str` of floats is ~5x faster than formatting each one."""
+    return "[" + ",".join(map(str, np.round(np.asarray(values, dtype=np.float64), 5).tolist())) + "]"

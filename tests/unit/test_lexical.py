@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain import lexical
-from domain.search import RRF_K, _fused
+from domain.search import LEXICAL_WEIGHT, RRF_K, SEMANTIC_WEIGHT, _fused
 
 
 def test_terms_hold_whole_identifiers_and_their_parts_without_underscores() -> None:
@@ -38,17 +38,18 @@ def row(chunk_id: int, file_id: int, start: int, end: int, symbol: str | None = 
 def test_fusion_collapses_overlapping_chunks_of_one_file_and_keeps_the_better_one() -> None:
     semantic = [row(1, 10, 1, 20), row(2, 10, 17, 40), row(3, 11, 1, 5)]
     lexical_ranking = [row(2, 10, 17, 40, semantic=False), row(3, 11, 1, 5, semantic=False)]
-    fused = _fused([semantic, lexical_ranking], set(), limit=10)
+    fused = _fused([(SEMANTIC_WEIGHT, semantic), (LEXICAL_WEIGHT, lexical_ranking)], set(), limit=10)
     assert [h["id"] for h in fused] == [2, 3]  # chunk 1 overlaps chunk 2, which ranks higher overall
-    assert fused[0]["score"] == (1 / (RRF_K + 2) + 1 / (RRF_K + 1)) / (2 / (RRF_K + 1))
+    best = (SEMANTIC_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
+    assert fused[0]["score"] == (SEMANTIC_WEIGHT / (RRF_K + 2) + LEXICAL_WEIGHT / (RRF_K + 1)) / best
 
 
 def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best() -> None:
     semantic = [row(1, 10, 1, 5), row(2, 11, 1, 5, symbol="Dates.parseHttpDate")]
     lexical_ranking = [row(2, 11, 1, 5, "Dates.parseHttpDate", semantic=False)]
-    fused = _fused([semantic, lexical_ranking], {"parsehttpdate"}, limit=10)
+    fused = _fused([(SEMANTIC_WEIGHT, semantic), (LEXICAL_WEIGHT, lexical_ranking)], {"parsehttpdate"}, limit=10)
     assert [h["id"] for h in fused] == [2, 1]
     assert 0 < fused[1]["score"] < fused[0]["score"] < 1
-    best = _fused([[row(2, 11, 1, 5, "parseHttpDate")], [row(2, 11, 1, 5, "parseHttpDate", semantic=False)]],
-                  {"parsehttpdate"}, limit=1)
+    best = _fused([(SEMANTIC_WEIGHT, [row(2, 11, 1, 5, "parseHttpDate")]),
+                   (LEXICAL_WEIGHT, [row(2, 11, 1, 5, "parseHttpDate", semantic=False)])], {"parsehttpdate"}, limit=1)
     assert best[0]["score"] == 1.0
