@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,9 +38,17 @@ class BatchResult:
     def as_message(self) -> dict[str, object]:
         return asdict(self)
 
-    def counts(self) -> dict[str, object]:
-        keys = ("files_indexed", "files_skipped", "chunks_created", "error_type", "error_message")
-        return {k: getattr(self, k) for k in keys}
+    def totals(self) -> dict[str, int]:
+        return {"files_indexed": self.files_indexed, "files_skipped": self.files_skipped,
+                "chunks_created": self.chunks_created}
+
+    def add(self, outcome: int) -> None:
+        """Count one file: chunks written, or -1 when it was skipped."""
+        if outcome < 0:
+            self.files_skipped += 1
+        else:
+            self.files_indexed += 1
+            self.chunks_created += outcome
 
 
 def split_batches(files: Sequence[DiscoveredFile], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
@@ -65,9 +76,9 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     Raises:
         EmbedderMismatch: the repository holds vectors of another embedder and force_reindex is off.
     """
-    job = store.start_job(job_id) or store.get_job(job_id)
+    job = store.start_job(job_id, settings.max_concurrent_indexing_jobs) or store.get_job(job_id)
     if job is None or job["status"] != "running":
-        return None
+        return None  # finished, cancelled, or deferred until a slot frees (the reaper re-sends it)
     if job["batches_total"] is not None:
         return store.batch_numbers(job_id)
     root = Path(job["repo_path"])
@@ -94,35 +105,64 @@ def _check_embedder(store: Store, repo: dict[str, object], embedder: Embedder, f
     store.reset_repository(str(repo["id"]), embedder.model_id, embedder.dim)
 
 
-def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: str, batch_no: int) -> BatchResult:
-    """Read, chunk, embed and write one batch's files; stops between files once the job is not running.
+def process_id() -> str:
+    """This worker process as lease holders and heartbeats name it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    Each file's chunks replace the previous ones in one transaction, so a redelivered batch leaves the
-    same rows. Files that cannot be read or decoded are skipped and counted.
+
+def lease_owner() -> str:
+    """This thread as a lease holder: host:pid:thread. The rescuer renews leases by the host:pid prefix."""
+    return f"{process_id()}:{threading.get_native_id()}"
+
+
+def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: str, batch_no: int,
+                owner: str | None = None, should_stop: Callable[[], bool] = lambda: False) -> BatchResult:
+    """Claim one batch with a lease, then read, chunk, embed and write its files one by one.
+
+    Progress is stored (and the lease renewed) after every file, so a batch taken over after a lost
+    lease resumes at its first unprocessed file with the earlier counts. Stops between files when the
+    job is no longer running ("cancelled"), when the lease was taken back ("lost"), or when
+    `should_stop()` says the worker is shutting down: the lease is then released ("released") and the
+    batch is pending for another worker. A batch someone else holds is left alone ("skipped").
+    Each file's chunks replace the previous ones in one transaction, so redoing a file leaves the same rows.
     """
-    result = BatchResult(job_id, batch_no)
-    batch = store.claim_batch(job_id, batch_no)
+    owner = owner or lease_owner()
+    batch = store.claim_batch(job_id, batch_no, owner, settings.batch_lease_seconds)
     if batch is None:
-        result.status = "cancelled"
-        return result
+        status = "cancelled" if store.job_state(job_id) != "running" else "skipped"
+        return BatchResult(job_id, batch_no, status=status)
+    result = BatchResult(job_id, batch_no, files_indexed=batch["files_indexed"],
+                         files_skipped=batch["files_skipped"], chunks_created=batch["chunks_created"])
     repo_id, root, force = str(batch["repository_id"]), Path(batch["repo_path"]), bool(batch["force_reindex"])
-    entries: list[FileEntry] = [tuple(e) for e in batch["files"]]
+    done = int(batch["files_done"])
+    entries: list[FileEntry] = [tuple(e) for e in batch["files"]][done:]
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
-    for path, size, mtime_ns in entries:
-        if store.job_state(job_id) != "running":
-            result.status = "cancelled"
+    for entry in entries:
+        result.status = _stop_reason(store, job_id, batch_no, owner, should_stop)
+        if result.status != "completed":
             return result
-        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, (path, size, mtime_ns), known.get(path))
+        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, entry, known.get(entry[0]))
         if outcome is None:
             result.status = "cancelled"
             return result
-        if outcome < 0:
-            result.files_skipped += 1
-        else:
-            result.files_indexed += 1
-            result.chunks_created += outcome
-    store.finish_batch(job_id, batch_no, "completed", result.counts())
+        result.add(outcome)
+        done += 1
+        if not store.record_progress(job_id, batch_no, owner, settings.batch_lease_seconds,
+                                     {"files_done": done, **result.totals()}):
+            result.status = "lost"
+            return result
+    if not store.finish_batch(job_id, batch_no, owner, result.totals()):
+        result.status = "lost"
     return result
+
+
+def _stop_reason(store: Store, job_id: str, batch_no: int, owner: str, should_stop: Callable[[], bool]) -> str:
+    """Why the batch must stop before its next file, or "completed" when it may go on."""
+    if store.job_state(job_id) != "running":
+        return "cancelled"
+    if should_stop():
+        return "released" if store.release_batch(job_id, batch_no, owner) else "lost"
+    return "completed"
 
 
 def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: str, repo_id: str, root: Path,
@@ -140,17 +180,33 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
     if previous and previous.content_hash == digest:
         store.touch_file(repo_id, file)
         return -1
-    chunks = list(_embedded_chunks(settings, embedder, path, text))
+    chunks = list(_embedded_chunks(store, settings, embedder, path, text))
     if not store.write_file(job_id, repo_id, file, chunks, embedder.model_id):
         return None
     return len(chunks)
 
 
-def _embedded_chunks(settings: Settings, embedder: Embedder, path: str, text: str) -> Iterator[ChunkRow]:
+def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, path: str, text: str) -> Iterator[ChunkRow]:
     pieces = chunk_lines(text, max_lines=settings.chunk_max_lines, max_chars=settings.chunk_max_chars,
                          overlap=settings.chunk_overlap_lines)
     # The path leads each embedded text: queries often name the module or file they mean.
-    vectors = embedder.embed([f"{path}\n{p.content}" for p in pieces])
+    vectors = embed_cached(store, embedder, [f"{path}\n{p.content}" for p in pieces])
     for piece, vector in zip(pieces, vectors, strict=True):
         digest = hashlib.sha256(piece.content.encode("utf-8", "surrogatepass")).hexdigest()
         yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector)
+
+
+def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str]) -> list[Sequence[float]]:
+    """One vector per text, embedding only texts with no cached vector for this embedder.
+
+    The cache key is (model id, sha256 of the exact embedded text), so a reverted edit, a re-index with
+    force_reindex or a copy of a file under the same path costs no embedding. Raises: as `embedder.embed`.
+    """
+    hashes = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+    vectors: dict[str, Sequence[float]] = dict(store.cached_embeddings(embedder.model_id, hashes))
+    missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}.items())
+    if missing:
+        fresh = dict(zip((h for h, _ in missing), embedder.embed([t for _, t in missing]), strict=True))
+        store.cache_embeddings(embedder.model_id, fresh)
+        vectors.update(fresh)
+    return [vectors[h] for h in hashes]

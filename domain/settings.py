@@ -18,6 +18,11 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
+def _issue_env(name: str) -> AliasChoices:
+    # Names the issue tracker and operators use bare; the prefixed form matches every other setting.
+    return AliasChoices(f"CODESEARCH_{name}", name)
+
+
 class Settings(BaseSettings):
     """All runtime settings. Environment variables win over `.env`."""
 
@@ -46,6 +51,24 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_env("CODESEARCH_HTTP_PORT"))
     worker_processes: int = Field(default=2, ge=1, validation_alias=_env("CODESEARCH_WORKER_PROCESSES"))
     worker_threads: int = Field(default=4, ge=1, validation_alias=_env("CODESEARCH_WORKER_THREADS"))
+    # A running job that processes no file for this long is failed by the reaper ("JobTimeout"). Lease
+    # renewals do not count as progress, so a batch stuck on a hung embedder trips it. Must exceed the
+    # slowest single file (a 1 MiB file is ~700 chunks: ~35 s with the local model) plus retry backoff.
+    indexing_job_timeout_seconds: float = Field(
+        default=1800, gt=0, validation_alias=_issue_env("INDEXING_JOB_TIMEOUT_SECONDS"))
+    # Jobs beyond this many wait as `pending` with a message saying so; the reaper starts them as
+    # slots free up (within one reaper interval, 5 s).
+    max_concurrent_indexing_jobs: int = Field(
+        default=4, ge=1, validation_alias=_issue_env("MAX_CONCURRENT_INDEXING_JOBS"))
+    # Finished jobs (and their batch rows) older than this are deleted by the reaper.
+    job_status_retention_days: float = Field(
+        default=30, gt=0, validation_alias=_issue_env("JOB_STATUS_RETENTION_DAYS"))
+    # A claimed batch is held this long without renewal. Each worker process renews its threads'
+    # leases every 5 s (actors/rescue.py RESCUE_INTERVAL_S) and after every file, so this must stay
+    # well above 5 s; after a kill -9 the batch waits up to this long (+5 s) before it is re-sent.
+    batch_lease_seconds: float = Field(default=15, ge=6, validation_alias=_env("CODESEARCH_BATCH_LEASE_SECONDS"))
+    # Claims of one batch (Dramatiq retries and reaper rescues together) before it fails its job.
+    batch_max_attempts: int = Field(default=6, ge=1, validation_alias=_env("CODESEARCH_BATCH_MAX_ATTEMPTS"))
 
     @property
     def pgdata(self) -> Path:

@@ -1,4 +1,5 @@
-"""Killing workers for real: a job whose worker is SIGKILLed mid-batch still completes, exactly once."""
+"""Killing and stopping workers for real: a job whose worker dies or shuts down mid-batch still
+completes, with exactly the chunks of a clean run."""
 
 from __future__ import annotations
 
@@ -7,71 +8,95 @@ import signal
 import time
 from pathlib import Path
 
-from domain import jobs
-from domain.store import Store
-from tests.support import WorkerGroup, make_repo, wait_for
+from domain.store import get_store
+from tests.support import (WorkerGroup, chunk_set, code_corpus, duplicates, final_job, reference_chunk_set,
+                           start_job, wait_for, worker_ready)
 
 FILES = 1200
 
 
-def _ready(group: WorkerGroup) -> bool:
-    return "ready for action" in group.output()
+def _under_way(url: str, job_id: str, batches: int = 2) -> bool:
+    return int((get_store(url).get_job(job_id) or {}).get("batches_done", 0)) >= batches
+
+
+def _running_batches(url: str) -> int:
+    with get_store(url).transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM indexing_batches WHERE status = 'running'")
+        return int(cur.fetchone()["n"])  # type: ignore[index]
+
+
+def _assert_same_as_clean_run(url: str, repo: Path, job_id: str) -> None:
+    final = final_job(url, job_id)
+    assert final is not None and final["status"] == "completed", final
+    assert final["files_scanned"] == FILES and final["progress_percentage"] == 100
+    chunks = chunk_set(url, repo)
+    assert duplicates(chunks) == []
+    assert chunks == reference_chunk_set(repo)
 
 
 def test_a_job_completes_within_30_s_after_one_of_two_workers_is_killed(tmp_path: Path, fresh_db: str) -> None:
-    import actors
-
-    repo = make_repo(tmp_path / "crash", {f"pkg{i % 12}/mod_{i}.py": "\n".join(
-        f"def fn_{i}_{k}(x):\n    return x + {k}\n" for k in range(12)) for i in range(FILES)})
-    store = Store(fresh_db)
+    repo = code_corpus(tmp_path / "crash", FILES)
     doomed, survivor = WorkerGroup(fresh_db, 1, 4), WorkerGroup(fresh_db, 1, 4)
     try:
         doomed.start()
         survivor.start()
-        wait_for(lambda: _ready(doomed) and _ready(survivor), 60, what="both worker groups to boot")
-        status, _ = jobs.create_job(store, str(repo), "crash", False)
-        message = actors.plan_job.message(status.job_id)
-        _enqueue_on(fresh_db, message)
-        wait_for(lambda: (store.get_job(status.job_id) or {}).get("batches_done", 0) >= 2, 60,
-                 what="the job to be under way")
-        assert _consumed(store) > 0
+        wait_for(lambda: worker_ready(doomed) and worker_ready(survivor), 60, what="both worker groups to boot")
+        job_id = start_job(fresh_db, repo)
+        wait_for(lambda: _under_way(fresh_db, job_id), 60, what="the job to be under way")
         assert doomed.proc is not None
         os.killpg(doomed.proc.pid, signal.SIGKILL)  # no shutdown, no ack: its messages stay consumed
         killed_at = time.monotonic()
-        final = wait_for(lambda: _final(store, status.job_id), 60, interval_s=0.2, what="the job to finish")
+        wait_for(lambda: final_job(fresh_db, job_id), 60, interval_s=0.2, what="the job to finish")
         took = time.monotonic() - killed_at
-        assert final["status"] == "completed", final
+        print(f"completed {took:.1f} s after the kill")
         assert took <= 30, f"completed {took:.1f} s after the kill"
-        assert final["files_scanned"] == FILES and final["progress_percentage"] == 100
-        with store.transaction() as cur:
-            cur.execute("SELECT count(*) AS files FROM files")
-            assert cur.fetchone()["files"] == FILES  # type: ignore[index]
-            cur.execute("SELECT count(*) AS dup FROM (SELECT file_id, start_line FROM chunks "
-                        "GROUP BY 1, 2 HAVING count(*) > 1) d")
-            assert cur.fetchone()["dup"] == 0  # type: ignore[index]
+        _assert_same_as_clean_run(fresh_db, repo, job_id)
     finally:
         doomed.stop()
         survivor.stop()
-        store.close()
 
 
-def _final(store: Store, job_id: str) -> dict[str, object] | None:
-    row = store.get_job(job_id)
-    return row if row and row["status"] in ("completed", "failed", "cancelled") else None
-
-
-def _consumed(store: Store) -> int:
-    with store.transaction() as cur:
-        cur.execute("SELECT count(*) AS n FROM dramatiq.queue WHERE state = 'consumed'")
-        return int(cur.fetchone()["n"])  # type: ignore[index]
-
-
-def _enqueue_on(url: str, message: object) -> None:
-    """Send through a broker on this test's own database (the process-wide broker uses another)."""
-    from actors.broker import make_broker
-
-    broker = make_broker(url)
+def test_a_job_completes_when_its_only_worker_is_killed_and_a_new_one_starts(tmp_path: Path, fresh_db: str) -> None:
+    repo = code_corpus(tmp_path / "crash", FILES)
+    first = WorkerGroup(fresh_db, 1, 4)
+    second = WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_LEASE_SECONDS="8")
     try:
-        broker.enqueue(message)
+        first.start()
+        wait_for(lambda: worker_ready(first), 60, what="the worker to boot")
+        job_id = start_job(fresh_db, repo)
+        wait_for(lambda: _under_way(fresh_db, job_id) and _running_batches(fresh_db) > 0, 60,
+                 interval_s=0.02, what="a batch to be running")
+        assert first.proc is not None
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        assert final_job(fresh_db, job_id) is None
+        second.start()
+        wait_for(lambda: final_job(fresh_db, job_id), 90, interval_s=0.2, what="the job to finish")
+        _assert_same_as_clean_run(fresh_db, repo, job_id)
     finally:
-        broker.close()
+        first.stop()
+        second.stop()
+
+
+def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
+        tmp_path: Path, fresh_db: str) -> None:
+    repo = code_corpus(tmp_path / "stop", FILES)
+    stopping, staying = WorkerGroup(fresh_db, 1, 4), WorkerGroup(fresh_db, 1, 4)
+    try:
+        stopping.start()
+        wait_for(lambda: worker_ready(stopping), 60, what="the first worker to boot")
+        job_id = start_job(fresh_db, repo)
+        wait_for(lambda: _under_way(fresh_db, job_id, 1) and _running_batches(fresh_db) > 0, 60,
+                 interval_s=0.02, what="a batch to be running")
+        staying.start()
+        wait_for(lambda: worker_ready(staying), 60, what="the second worker to boot")
+        stopped_at = time.monotonic()
+        stopping.stop()  # one SIGTERM to the main process: a graceful shutdown
+        assert stopping.proc is not None and stopping.proc.returncode == 0, stopping.output()[-2000:]
+        shutdown_s = time.monotonic() - stopped_at
+        wait_for(lambda: final_job(fresh_db, job_id), 60, interval_s=0.2, what="the job to finish")
+        print(f"graceful shutdown took {shutdown_s:.1f} s")
+        assert shutdown_s < 15  # far below a lease expiry plus a whole batch
+        _assert_same_as_clean_run(fresh_db, repo, job_id)
+    finally:
+        stopping.stop()
+        staying.stop()
