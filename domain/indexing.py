@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from domain.store import ChunkRow, FileRow, Store
 
 log = logging.getLogger(__name__)
 FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its files
+# Unchanged files are recorded at most this often (written files always are); it bounds how late a
+# batch notices a cancel or a lost lease while it runs through unchanged files.
+PROGRESS_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -137,36 +141,34 @@ def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: st
     done = int(batch["files_done"])
     entries: list[FileEntry] = [tuple(e) for e in batch["files"]][done:]
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
+    fresh: dict[str, Sequence[float]] = {}  # vectors computed since the last progress record
+    recorded = time.monotonic()
     for entry in entries:
-        result.status = _stop_reason(store, job_id, batch_no, owner, should_stop)
-        if result.status != "completed":
+        if should_stop():
+            result.status = "released" if store.release_batch(job_id, batch_no, owner) else "lost"
             return result
-        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, entry, known.get(entry[0]))
+        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, entry, known.get(entry[0]), fresh)
         if outcome is None:
             result.status = "cancelled"
             return result
         result.add(outcome)
         done += 1
+        # Unchanged files cost a stat; recording each of them would cost a round trip more.
+        if outcome < 0 and not fresh and time.monotonic() - recorded < PROGRESS_INTERVAL_S:
+            continue
         if not store.record_progress(job_id, batch_no, owner, settings.batch_lease_seconds,
-                                     {"files_done": done, **result.totals()}):
-            result.status = "lost"
+                                     {"files_done": done, **result.totals()}, embedder.model_id, fresh):
+            result.status = "cancelled" if store.job_state(job_id) != "running" else "lost"
             return result
+        fresh.clear()
+        recorded = time.monotonic()
     if not store.finish_batch(job_id, batch_no, owner, result.totals()):
         result.status = "lost"
     return result
 
 
-def _stop_reason(store: Store, job_id: str, batch_no: int, owner: str, should_stop: Callable[[], bool]) -> str:
-    """Why the batch must stop before its next file, or "completed" when it may go on."""
-    if store.job_state(job_id) != "running":
-        return "cancelled"
-    if should_stop():
-        return "released" if store.release_batch(job_id, batch_no, owner) else "lost"
-    return "completed"
-
-
 def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: str, repo_id: str, root: Path,
-                entry: FileEntry, previous: FileRow | None) -> int | None:
+                entry: FileEntry, previous: FileRow | None, fresh: dict[str, Sequence[float]]) -> int | None:
     """Chunks written for one file, -1 when skipped (unchanged or unreadable), None when the job stopped."""
     path, size, mtime_ns = entry
     if previous and previous.size_bytes == size and previous.mtime_ns == mtime_ns:
@@ -180,33 +182,39 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
     if previous and previous.content_hash == digest:
         store.touch_file(repo_id, file)
         return -1
-    chunks = list(_embedded_chunks(store, settings, embedder, path, text))
+    chunks = list(_embedded_chunks(store, settings, embedder, path, text, fresh))
     if not store.write_file(job_id, repo_id, file, chunks, embedder.model_id):
         return None
     return len(chunks)
 
 
-def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, path: str, text: str) -> Iterator[ChunkRow]:
+def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, path: str, text: str,
+                     fresh: dict[str, Sequence[float]]) -> Iterator[ChunkRow]:
     pieces = chunk_lines(text, max_lines=settings.chunk_max_lines, max_chars=settings.chunk_max_chars,
                          overlap=settings.chunk_overlap_lines)
     # The path leads each embedded text: queries often name the module or file they mean.
-    vectors = embed_cached(store, embedder, [f"{path}\n{p.content}" for p in pieces])
+    vectors = embed_cached(store, embedder, [f"{path}\n{p.content}" for p in pieces], fresh)
     for piece, vector in zip(pieces, vectors, strict=True):
         digest = hashlib.sha256(piece.content.encode("utf-8", "surrogatepass")).hexdigest()
         yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector)
 
 
-def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str]) -> list[Sequence[float]]:
+def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
+                 fresh: dict[str, Sequence[float]]) -> list[Sequence[float]]:
     """One vector per text, embedding only texts with no cached vector for this embedder.
 
     The cache key is (model id, sha256 of the exact embedded text), so a reverted edit, a re-index with
-    force_reindex or a copy of a file under the same path costs no embedding. Raises: as `embedder.embed`.
+    force_reindex or an identical chunk elsewhere in the same file costs no embedding. Vectors computed
+    here are added to `fresh`, which the caller stores with its next progress record.
+
+    Raises: as `embedder.embed`.
     """
     hashes = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
-    vectors: dict[str, Sequence[float]] = dict(store.cached_embeddings(embedder.model_id, hashes))
+    vectors: dict[str, Sequence[float]] = {h: fresh[h] for h in hashes if h in fresh}
+    vectors.update(store.cached_embeddings(embedder.model_id, [h for h in hashes if h not in vectors]))
     missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}.items())
     if missing:
-        fresh = dict(zip((h for h, _ in missing), embedder.embed([t for _, t in missing]), strict=True))
-        store.cache_embeddings(embedder.model_id, fresh)
-        vectors.update(fresh)
+        computed = dict(zip((h for h, _ in missing), embedder.embed([t for _, t in missing]), strict=True))
+        fresh.update(computed)
+        vectors.update(computed)
     return [vectors[h] for h in hashes]

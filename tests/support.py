@@ -147,7 +147,23 @@ def chunk_set(url: str, repo: Path) -> list[ChunkKey]:
 
 def reference_chunk_set(repo: Path) -> list[ChunkKey]:
     """The chunk set of a clean in-process run of `repo` on a database of its own (hashing embedder:
-    the set of (path, lines, content hash) does not depend on the embedder)."""
+    the set of (path, lines, content hash) does not depend on the embedder). Remembered per tree
+    content, so tests sharing a corpus pay for one clean run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in repo.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(repo)}\0".encode() + path.read_bytes() + b"\0")
+    key = digest.hexdigest()
+    if key not in _references:
+        _references[key] = _clean_run(repo)
+    return _references[key]
+
+
+_references: dict[str, list[ChunkKey]] = {}
+
+
+def _clean_run(repo: Path) -> list[ChunkKey]:
     import uuid
 
     from domain import indexing, jobs

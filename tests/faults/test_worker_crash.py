@@ -12,7 +12,7 @@ from domain.store import get_store
 from tests.support import (WorkerGroup, chunk_set, code_corpus, duplicates, final_job, reference_chunk_set,
                            start_job, wait_for, worker_ready)
 
-FILES = 1200
+FILES = 600
 
 
 def _under_way(url: str, job_id: str, batches: int = 2) -> bool:
