@@ -21,7 +21,7 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from domain import reaper
-from domain.indexing import process_id
+from domain.indexing import active_leases, process_id
 from domain.settings import get_settings
 from domain.store import TRANSIENT_ERRORS, Store, get_store
 
@@ -82,7 +82,7 @@ class Rescuer(Middleware):
     def _round(self, store: Store) -> None:
         settings = get_settings()
         store.heartbeat_worker(self.worker_id, socket.gethostname(), int(self.worker_id.rsplit(":", 1)[1]))
-        store.renew_leases(self.worker_id, settings.batch_lease_seconds)
+        store.renew_leases(active_leases(), settings.batch_lease_seconds)
         with store.reaper_lock() as mine:
             if not mine:
                 return

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from domain.chunker import chunk_lines
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
@@ -24,6 +25,8 @@ FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its 
 # Unchanged files are recorded at most this often (written files always are); it bounds how late a
 # batch notices a cancel or a lost lease while it runs through unchanged files.
 PROGRESS_INTERVAL_S = 1.0
+_active: set[tuple[str, int, str]] = set()
+_active_lock = threading.Lock()
 
 
 @dataclass
@@ -135,6 +138,27 @@ def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: st
     if batch is None:
         status = "cancelled" if store.job_state(job_id) != "running" else "skipped"
         return BatchResult(job_id, batch_no, status=status)
+    lease = (job_id, batch_no, owner)
+    with _active_lock:
+        _active.add(lease)
+    try:
+        return _run_batch(store, settings, embedder, batch, lease, should_stop)
+    finally:
+        with _active_lock:
+            _active.discard(lease)
+
+
+def active_leases() -> list[tuple[str, int, str]]:
+    """(job_id, batch_no, owner) of the batches this process is working on right now: the only leases
+    the rescuer may renew. A lease whose thread gave up (its release failed while the database was
+    down) must expire, or its batch would stay `running` for as long as the process lives."""
+    with _active_lock:
+        return sorted(_active)
+
+
+def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict[str, Any],
+               lease: tuple[str, int, str], should_stop: Callable[[], bool]) -> BatchResult:
+    job_id, batch_no, owner = lease
     result = BatchResult(job_id, batch_no, files_indexed=batch["files_indexed"],
                          files_skipped=batch["files_skipped"], chunks_created=batch["chunks_created"])
     repo_id, root, force = str(batch["repository_id"]), Path(batch["repo_path"]), bool(batch["force_reindex"])

@@ -436,14 +436,18 @@ class Store:
         )
         return row is not None
 
-    def renew_leases(self, owner_prefix: str, lease_s: float) -> int:
-        """Extend every lease held by the threads of one worker process (owners `<prefix>:<thread>`)."""
+    def renew_leases(self, leases: Sequence[tuple[str, int, str]], lease_s: float) -> int:
+        """Extend the given (job_id, batch_no, owner) leases, those still held by their owner."""
+        if not leases:
+            return 0
         with self.transaction(durable=False) as cur:
             cur.execute(
-                """UPDATE indexing_batches SET heartbeat_at = now(),
+                """UPDATE indexing_batches b SET heartbeat_at = now(),
                         lease_expires_at = now() + make_interval(secs => %s)
-                   WHERE status = 'running' AND lease_owner LIKE %s""",
-                (lease_s, f"{_like_literal(owner_prefix)}:%"),
+                   FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS l(job_id, batch_no, owner)
+                   WHERE b.job_id = l.job_id AND b.batch_no = l.batch_no AND b.lease_owner = l.owner
+                     AND b.status = 'running'""",
+                (lease_s, [x[0] for x in leases], [x[1] for x in leases], [x[2] for x in leases]),
             )
             return int(cur.rowcount)
 
