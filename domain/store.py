@@ -147,7 +147,8 @@ class Store:
     def create_job(self, project_id: str, repo_path: str, repo_name: str, force: bool, connection_id: str | None) -> tuple[Row, bool]:
         """Insert a pending job, or return the active job for the same repository and project.
 
-        Returns the job row and whether it was created by this call.
+        Returns the job row and whether it was created by this call. Joining a pending job with
+        `force` sets its force_reindex; a running job keeps its flag (see `force_reindex` in the row).
         """
         with self.transaction() as cur:
             cur.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project_id,))
@@ -168,6 +169,15 @@ class Store:
                 (project_id, repo_path),
             )
             existing = cur.fetchone()
+            if existing is not None and force and not existing["force_reindex"]:
+                # A job that has not started yet can still honour force_reindex; a running one cannot
+                # (some of its batches may be done), so its flag stays and the caller says so.
+                cur.execute(
+                    f"""UPDATE indexing_jobs SET force_reindex = true WHERE id = %s AND status = 'pending'
+                        RETURNING {JOB_COLUMNS}""",
+                    (existing["job_id"],),
+                )
+                existing = cur.fetchone() or existing
         if existing is None:  # the active job finished between our insert and select: try again
             return self.create_job(project_id, repo_path, repo_name, force, connection_id)
         return dict(existing), False

@@ -72,7 +72,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
     def start_indexing_background(repo_path: RepoPath, project_id: ProjectId = None,
                                   force_reindex: bool = False) -> StartedJob:
         """Start indexing a repository in the background; returns at once with the job id to poll."""
-        return _started(*start(repo_path, project_id, force_reindex, "mcp"))
+        return _started(*start(repo_path, project_id, force_reindex, "mcp"), force_reindex)
 
     @server.tool()
     @tool_edge
@@ -131,9 +131,11 @@ def _optional_project(project_id: str | None) -> str | None:
     return project_id if project_id is not None and project_id.strip() else None
 
 
-def _started(status: JobStatus, created: bool) -> StartedJob:
+def _started(status: JobStatus, created: bool, force: bool = False) -> StartedJob:
     if created:
         message = f"Indexing job {status.job_id} queued; poll get_indexing_status for progress."
     else:
         message = f"Job {status.job_id} for this repository is already {status.status}; returning it."
+        if force and not status.force_reindex:
+            message += " force_reindex was not applied: the job was already running; start again when it ends."
     return StartedJob(job_id=status.job_id, status=status.status, project_id=status.project_id, message=message)
