@@ -91,7 +91,7 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     root = Path(job["repo_path"])
     repo = store.upsert_repository(job["project_id"], job["repo_path"], job["repo_name"])
     _check_embedder(store, repo, embedder, bool(job["force_reindex"]))
-    found = discover(root, max_file_bytes=settings.max_file_bytes)
+    found = discover(root, max_file_bytes=settings.max_file_bytes, rules=settings.discovery_rules)
     removed = store.delete_missing_files(repo["id"], [f.path for f in found.files])
     batches = split_batches(found.files, settings.batch_max_files, settings.batch_max_bytes)
     meta = {"skipped_by_reason": found.skipped, "files_removed": removed, "embedder": embedder.model_id}

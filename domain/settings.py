@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.discovery import Rules
+
 EmbedderName = Literal["local", "ollama", "hashing"]
 
 
@@ -41,6 +43,12 @@ class Settings(BaseSettings):
     ollama_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias=_env("CODESEARCH_OLLAMA_TIMEOUT_SECONDS"))
     default_project: str = Field(default="default", min_length=1, validation_alias=_env("CODESEARCH_DEFAULT_PROJECT"))
     max_file_bytes: int = Field(default=1024 * 1024, gt=0, validation_alias=_env("CODESEARCH_MAX_FILE_BYTES"))
+    # A file whose first 8 KiB hold a longer line is taken for minified or generated and skipped.
+    max_line_chars: int = Field(default=1000, ge=80, validation_alias=_env("CODESEARCH_MAX_LINE_CHARS"))
+    # Comma-separated gitignore-style globs on root-relative paths. Exclude wins; when include is
+    # set, only files matching it are indexed. A project's own `.codesearchignore` is read as well.
+    include_globs: str = Field(default="", validation_alias=_env("CODESEARCH_INCLUDE"))
+    exclude_globs: str = Field(default="", validation_alias=_env("CODESEARCH_EXCLUDE"))
     batch_max_files: int = Field(default=32, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_FILES"))
     batch_max_bytes: int = Field(default=512 * 1024, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_BYTES"))
     embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
@@ -71,9 +79,19 @@ class Settings(BaseSettings):
     batch_max_attempts: int = Field(default=6, ge=1, validation_alias=_env("CODESEARCH_BATCH_MAX_ATTEMPTS"))
 
     @property
+    def discovery_rules(self) -> Rules:
+        """What discovery keeps, from these settings."""
+        return Rules(max_file_bytes=self.max_file_bytes, max_line_chars=self.max_line_chars,
+                     include=_globs(self.include_globs), exclude=_globs(self.exclude_globs))
+
+    @property
     def pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data."""
         return self.home / "pg"
+
+
+def _globs(raw: str) -> tuple[str, ...]:
+    return tuple(g.strip() for g in raw.split(",") if g.strip())
 
 
 @lru_cache(maxsize=1)
