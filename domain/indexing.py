@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.chunker import chunk_lines
+from domain.chunker import Chunk, chunk_lines
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
 from domain.embedders import Embedder
 from domain.errors import EmbedderMismatch
@@ -214,13 +214,18 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
 
 def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, path: str, text: str,
                      fresh: dict[str, Sequence[float]]) -> Iterator[ChunkRow]:
-    pieces = chunk_lines(text, max_lines=settings.chunk_max_lines, max_chars=settings.chunk_max_chars,
-                         overlap=settings.chunk_overlap_lines)
+    pieces = chunks_of(settings, path, text)
     # The path leads each embedded text: queries often name the module or file they mean.
     vectors = embed_cached(store, embedder, [f"{path}\n{p.content}" for p in pieces], fresh)
     for piece, vector in zip(pieces, vectors, strict=True):
         digest = hashlib.sha256(piece.content.encode("utf-8", "surrogatepass")).hexdigest()
         yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector)
+
+
+def chunks_of(settings: Settings, path: str, text: str) -> list[Chunk]:
+    """How indexing splits one file's text (also what `estimate` counts)."""
+    return chunk_lines(text, max_lines=settings.chunk_max_lines, max_chars=settings.chunk_max_chars,
+                       overlap=settings.chunk_overlap_lines)
 
 
 def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],

@@ -17,7 +17,8 @@ from domain import jobs
 from domain import search as search_domain
 from domain.embedders import get_embedder
 from domain.errors import CodesearchError
-from domain.models import JobList, JobState, JobStatus, SearchResponse, StartedJob
+from domain.estimate import estimate
+from domain.models import IndexEstimate, JobList, JobState, JobStatus, SearchResponse, StartedJob
 from domain.settings import Settings, get_settings
 from domain.store import get_store
 
@@ -92,6 +93,13 @@ def build_server(settings: Settings | None = None) -> MCPServer:
                            limit: Annotated[int, Field(ge=1, le=500)] = 20) -> JobList:
         """Recent indexing jobs, newest first, optionally of one project and one status."""
         return JobList(jobs=jobs.list_jobs(store, _optional_project(project_id), status, limit))
+
+    @server.tool()
+    @tool_edge
+    def estimate_indexing(repo_path: RepoPath) -> IndexEstimate:
+        """Dry run before indexing: files, bytes, estimated chunks and embedding time by top-level
+        directory, and what the ignore rules would skip and why. Writes and embeds nothing."""
+        return estimate(settings, repo_path)
 
     @server.tool()
     async def index_repository(ctx: Context, repo_path: RepoPath, project_id: ProjectId = None,
