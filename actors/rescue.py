@@ -14,6 +14,7 @@ its worker threads; `index_batch` sees it between files, releases its lease and 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 
@@ -21,16 +22,13 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from domain import reaper
+from domain.reaper import HEARTBEAT_MAX_AGE_S, RESCUE_INTERVAL_S
 from domain.indexing import active_leases, process_id
 from domain.settings import get_settings
 from domain.store import TRANSIENT_ERRORS, Store, get_store
 
+__all__ = ["HEARTBEAT_MAX_AGE_S", "RESCUE_INTERVAL_S", "Rescuer", "shutting_down"]
 log = logging.getLogger(__name__)
-# How often a worker process heartbeats, renews its batches' leases and (if it holds the reaper lock)
-# reaps. Leases (CODESEARCH_BATCH_LEASE_SECONDS, default 15) must span a few of these intervals.
-RESCUE_INTERVAL_S = 5.0
-# A worker whose heartbeat is older than this is taken for dead (three missed rounds).
-HEARTBEAT_MAX_AGE_S = 3 * RESCUE_INTERVAL_S
 #: Set when this worker process starts shutting down: batches stop after their current file.
 shutting_down = threading.Event()
 
@@ -81,7 +79,7 @@ class Rescuer(Middleware):
 
     def _round(self, store: Store) -> None:
         settings = get_settings()
-        store.heartbeat_worker(self.worker_id, socket.gethostname(), int(self.worker_id.rsplit(":", 1)[1]))
+        store.heartbeat_worker(self.worker_id, socket.gethostname(), os.getpid())
         store.renew_leases(active_leases(), settings.batch_lease_seconds)
         with store.reaper_lock() as mine:
             if not mine:

@@ -8,14 +8,17 @@ Sending messages is the caller's job (`send_batch`, `send_job`): this module kno
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from domain.settings import Settings
 from domain.store import Store
 
-log = logging.getLogger(__name__)
+# How often each worker process heartbeats, renews its batches' leases and (if it holds the reaper
+# lock) reaps. Leases (CODESEARCH_BATCH_LEASE_SECONDS, default 15) must span a few of these intervals.
+RESCUE_INTERVAL_S = 5.0
+# A worker whose heartbeat is older than this is taken for dead (three missed rounds).
+HEARTBEAT_MAX_AGE_S = 3 * RESCUE_INTERVAL_S
 # Only messages consumed at least this long ago are re-notified, so a message that was just taken
 # by a live worker is not raced for; being alive, that worker's advisory lock would win anyway.
 ORPHAN_MIN_AGE_S = 5.0
@@ -48,7 +51,8 @@ def reap(store: Store, settings: Settings, send_batch: Callable[[str, int], None
     1. Re-notify dramatiq messages consumed by a worker that may be gone (a live one keeps its lock).
     2. Batches whose lease expired go back to pending and are re-sent; those claimed
        `batch_max_attempts` times fail instead, and so does their job.
-    3. Running jobs with no progress for `indexing_job_timeout_seconds` fail with JobTimeout.
+    3. Running jobs with no progress for `indexing_job_timeout_seconds` fail with JobTimeout (only
+       while a worker has been up all that time).
     4. Running jobs whose batches are all finished are aggregated (their last aggregate message may
        have been dropped after its retries), so no job stays `running` forever.
     5. Jobs waiting for a slot (MAX_CONCURRENT_INDEXING_JOBS) are re-sent while slots are free.
@@ -60,7 +64,7 @@ def reap(store: Store, settings: Settings, send_batch: Callable[[str, int], None
     report.released, report.exhausted = store.expire_leases(settings.batch_max_attempts)
     for job_id, batch_no in report.released:
         send_batch(job_id, batch_no)
-    report.timed_out = store.time_out_jobs(settings.indexing_job_timeout_seconds)
+    report.timed_out = store.time_out_jobs(settings.indexing_job_timeout_seconds, HEARTBEAT_MAX_AGE_S)
     report.aggregated = store.jobs_to_aggregate()
     for job_id in report.aggregated:
         store.aggregate_job(job_id)

@@ -639,8 +639,13 @@ class Store:
         )
         return [r["job_id"] for r in rows]
 
-    def time_out_jobs(self, timeout_s: float) -> list[str]:
-        """Fail running jobs with no progress (a file processed, a batch finished) for timeout_s."""
+    def time_out_jobs(self, timeout_s: float, worker_max_age_s: float) -> list[str]:
+        """Fail running jobs with no progress (a file processed, a batch finished) for timeout_s.
+
+        Only while some worker process has been alive for the whole of timeout_s: after the workers
+        were stopped overnight, a job waiting for them has not stalled, and must not fail the moment
+        the first worker comes back.
+        """
         rows = self._all(
             """UPDATE indexing_jobs j SET status = 'failed', completed_at = now(), error_type = 'JobTimeout',
                     error_message = format('no progress for %%s s (INDEXING_JOB_TIMEOUT_SECONDS); '
@@ -650,8 +655,11 @@ class Store:
                  AND greatest(j.started_at, (SELECT max(greatest(b.progress_at, b.finished_at))
                                              FROM indexing_batches b WHERE b.job_id = j.id))
                      < now() - make_interval(secs => %(timeout)s)
+                 AND EXISTS (SELECT 1 FROM worker_heartbeats w
+                             WHERE w.started_at < now() - make_interval(secs => %(timeout)s)
+                               AND w.heartbeat_at > now() - make_interval(secs => %(alive)s))
                RETURNING j.id::text AS job_id""",
-            {"timeout": timeout_s},
+            {"timeout": timeout_s, "alive": worker_max_age_s},
         )
         return [r["job_id"] for r in rows]
 

@@ -19,12 +19,18 @@ def fake_vector(text: str) -> list[float]:
 
 
 class FakeOllama:
-    """Records every text it embeds; `stop()` closes the port (connection refused), `start()` reopens it."""
+    """Records every text it embeds; `stop()` closes the port (connection refused), `start()` reopens it.
+
+    With `down_after = n` it goes down by itself on request n + 1, so a test can fail it mid-job at a
+    fixed point however fast the workers are."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.host = f"http://127.0.0.1:{self.port}"
         self.texts: list[str] = []
+        self.requests = 0
+        self.down_after: int | None = None  # requests served before the server goes down by itself
+        self._stopping: threading.Thread | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -34,6 +40,10 @@ class FakeOllama:
             return list(self.texts)
 
     def start(self) -> None:
+        if self._stopping is not None:
+            self._stopping.join(10)
+            self._stopping = None
+        self.down_after = None
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -62,7 +72,16 @@ def _handler(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"error": f'model "{body.get("model")}" not found, try pulling it first'})
                 return
             with state._lock:
-                state.texts.extend(body["input"])
+                state.requests += 1
+                going_down = state.down_after is not None and state.requests > state.down_after
+                if going_down and state._stopping is None:
+                    state._stopping = threading.Thread(target=state.stop, daemon=True)
+                    state._stopping.start()
+                if not going_down:
+                    state.texts.extend(body["input"])
+            if going_down:  # drop the connection unanswered; the port closes right after
+                self.close_connection = True
+                return
             self._reply(200, {"model": MODEL, "embeddings": [fake_vector(t) for t in body["input"]]})
 
         def _reply(self, status: int, payload: object) -> None:

@@ -40,10 +40,6 @@ def _max_attempts(url: str, job_id: str) -> int:
         return int(cur.fetchone()["n"] or 0)  # type: ignore[index]
 
 
-def _batches_done(url: str, job_id: str) -> int:
-    return int((get_store(url).get_job(job_id) or {}).get("batches_done", 0))
-
-
 def _completed(url: str, job_id: str) -> dict[str, object]:
     final = wait_for(lambda: final_job(url, job_id), 120, interval_s=0.2, what="the job to finish")
     assert final["status"] == "completed", final
@@ -53,9 +49,8 @@ def _completed(url: str, job_id: str) -> dict[str, object]:
 def test_batches_retry_while_ollama_is_down_and_the_job_completes_when_it_is_back(
         tmp_path: Path, fresh_db: str, ollama: FakeOllama, worker: WorkerGroup) -> None:
     repo = code_corpus(tmp_path / "repo", FILES)
+    ollama.down_after = FILES // 4  # one request per file (one chunk each): down a quarter of the way in
     job_id = start_job(fresh_db, repo)
-    wait_for(lambda: _batches_done(fresh_db, job_id) >= 2, 60, interval_s=0.05, what="the job to be under way")
-    ollama.stop()
     wait_for(lambda: _max_attempts(fresh_db, job_id) >= 2, 60, what="a batch to be retried")
     assert final_job(fresh_db, job_id) is None
     ollama.start()
@@ -67,9 +62,8 @@ def test_batches_retry_while_ollama_is_down_and_the_job_completes_when_it_is_bac
 def test_ollama_down_for_good_fails_the_job_cleanly_and_a_restart_resumes_without_redoing_files(
         tmp_path: Path, fresh_db: str, ollama: FakeOllama, worker: WorkerGroup) -> None:
     repo = code_corpus(tmp_path / "repo", FILES)
+    ollama.down_after = FILES // 4
     job_id = start_job(fresh_db, repo)
-    wait_for(lambda: _batches_done(fresh_db, job_id) >= 2, 60, interval_s=0.05, what="the job to be under way")
-    ollama.stop()
     failed = wait_for(lambda: final_job(fresh_db, job_id), 120, interval_s=0.2, what="the job to fail")
     assert failed["status"] == "failed", failed
     assert failed["error_type"] == "EmbedderUnavailable"

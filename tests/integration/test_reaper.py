@@ -88,7 +88,11 @@ def test_a_job_without_progress_for_the_timeout_fails_and_one_with_progress_does
     busy = _planned(store, code_corpus(tmp_path / "b", 8))
     _sql(store, "UPDATE indexing_jobs SET started_at = now() - interval '1 hour'")
     indexing.index_batch(store, SETTINGS, EMBEDDER, busy, 0)  # progress just now
-    report = Sent().reap(store, Settings(CODESEARCH_EMBEDDER="hashing", INDEXING_JOB_TIMEOUT_SECONDS=600))
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", INDEXING_JOB_TIMEOUT_SECONDS=600)
+    store.heartbeat_worker("host:1", "host", 1)  # a worker that just started: the job waited for workers
+    assert Sent().reap(store, settings).timed_out == []
+    _sql(store, "UPDATE worker_heartbeats SET started_at = now() - interval '1 hour'")
+    report = Sent().reap(store, settings)  # a worker was up the whole time: the job stalled
     assert report.timed_out == [stalled]
     job = store.get_job(stalled)
     assert job is not None and job["error_type"] == "JobTimeout" and "no progress for 600" in job["error_message"]
