@@ -56,10 +56,13 @@ class Rescuer(Middleware):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        store = get_store(self.database_url)
         try:  # after the thread has stopped, so no late heartbeat brings the row back
-            get_store(self.database_url).remove_worker(self.worker_id)
-        except TRANSIENT_ERRORS as exc:
-            log.warning("could not remove worker heartbeat: %s", exc)
+            store.remove_worker(self.worker_id)
+            # Dramatiq has just put our prefetched messages back to `queued`, silently: tell the others.
+            store.renotify_queued_messages(0, 10_000)
+        except TRANSIENT_ERRORS as exc:  # the reaper re-notifies stranded messages after 30 s
+            log.warning("could not remove worker heartbeat or re-notify requeued messages: %s", exc)
 
     @property
     def worker_id(self) -> str:

@@ -22,6 +22,9 @@ HEARTBEAT_MAX_AGE_S = 3 * RESCUE_INTERVAL_S
 # Only messages consumed at least this long ago are re-notified, so a message that was just taken
 # by a live worker is not raced for; being alive, that worker's advisory lock would win anyway.
 ORPHAN_MIN_AGE_S = 5.0
+# Messages still `queued` this long after they were sent are re-notified, a bounded number per round
+# (a backlog behind busy workers is re-notified too, harmlessly: consuming is a guarded update).
+STRANDED_MIN_AGE_S, STRANDED_PER_ROUND = 30.0, 100
 # Finished dramatiq-pg messages are kept this long (for `codesearch` status hints and debugging);
 # dramatiq-pg's own purge runs only at random, so without this the queue table grows without bound.
 MESSAGE_RETENTION_S = 3600.0
@@ -48,7 +51,9 @@ def reap(store: Store, settings: Settings, send_batch: Callable[[str, int], None
          send_job: Callable[[str], None]) -> ReapReport:
     """One round; the caller must hold `store.reaper_lock()`.
 
-    1. Re-notify dramatiq messages consumed by a worker that may be gone (a live one keeps its lock).
+    1. Re-notify dramatiq messages consumed by a worker that may be gone (a live one keeps its lock),
+       and messages left `queued` without a notification (a worker's graceful shutdown requeues its
+       prefetched messages silently).
     2. Batches whose lease expired go back to pending and are re-sent; those claimed
        `batch_max_attempts` times fail instead, and so does their job.
     3. Running jobs with no progress for `indexing_job_timeout_seconds` fail with JobTimeout (only
@@ -60,7 +65,8 @@ def reap(store: Store, settings: Settings, send_batch: Callable[[str, int], None
 
     Raises: TRANSIENT_ERRORS from the store (the next round tries again).
     """
-    report = ReapReport(renotified=store.renotify_orphaned_messages(ORPHAN_MIN_AGE_S))
+    report = ReapReport(renotified=store.renotify_orphaned_messages(ORPHAN_MIN_AGE_S)
+                        + store.renotify_queued_messages(STRANDED_MIN_AGE_S, STRANDED_PER_ROUND))
     report.released, report.exhausted = store.expire_leases(settings.batch_max_attempts)
     for job_id, batch_no in report.released:
         send_batch(job_id, batch_no)

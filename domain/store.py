@@ -335,6 +335,24 @@ class Store:
             )
             return int(cur.rowcount)
 
+    def renotify_queued_messages(self, min_age_s: float, limit: int) -> int:
+        """Re-send the enqueue NOTIFY of up to `limit` messages queued at least min_age_s ago.
+
+        dramatiq-pg's graceful shutdown puts a worker's prefetched messages back to `queued` without a
+        NOTIFY, so running workers would find them only at their random rescan (minutes). A message
+        someone consumes meanwhile is not run twice: consuming is a guarded update of its state.
+        """
+        with self.transaction() as cur:
+            cur.execute(
+                """SELECT pg_notify('dramatiq.' || queue_name || '.enqueue', message::text)
+                   FROM (SELECT queue_name, message FROM dramatiq.queue
+                         WHERE state = 'queued'
+                           AND mtime < (now() AT TIME ZONE 'UTC') - make_interval(secs => %s)
+                         ORDER BY mtime LIMIT %s) stranded""",
+                (min_age_s, limit),
+            )
+            return int(cur.rowcount)
+
     @contextmanager
     def reaper_lock(self) -> Iterator[bool]:
         """A session advisory lock that makes one process at a time the reaper; yields whether we got it.

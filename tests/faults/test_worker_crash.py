@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
+
 from domain.store import get_store
 from tests.support import (WorkerGroup, chunk_set, code_corpus, duplicates, final_job, reference_chunk_set,
                            start_job, wait_for, worker_ready)
@@ -77,26 +79,40 @@ def test_a_job_completes_when_its_only_worker_is_killed_and_a_new_one_starts(tmp
         second.stop()
 
 
+def _batches_held_by(url: str, group: WorkerGroup) -> list[tuple[int, str]]:
+    """(batch_no, lease_owner) of running batches leased by the worker processes of `group`."""
+    assert group.proc is not None
+    pids = {str(p.pid) for p in psutil.Process(group.proc.pid).children(recursive=True)}
+    with get_store(url).transaction() as cur:
+        cur.execute("SELECT batch_no, lease_owner FROM indexing_batches WHERE status = 'running'")
+        return [(r["batch_no"], r["lease_owner"]) for r in cur.fetchall() if r["lease_owner"].split(":")[1] in pids]
+
+
 def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
         tmp_path: Path, fresh_db: str) -> None:
     repo = code_corpus(tmp_path / "stop", FILES)
     stopping, staying = WorkerGroup(fresh_db, 1, 4), WorkerGroup(fresh_db, 1, 4)
     try:
         stopping.start()
-        wait_for(lambda: worker_ready(stopping), 60, what="the first worker to boot")
-        job_id = start_job(fresh_db, repo)
-        wait_for(lambda: _under_way(fresh_db, job_id, 1) and _running_batches(fresh_db) > 0, 60,
-                 interval_s=0.02, what="a batch to be running")
         staying.start()
-        wait_for(lambda: worker_ready(staying), 60, what="the second worker to boot")
+        wait_for(lambda: worker_ready(stopping) and worker_ready(staying), 60, what="both workers to boot")
+        job_id = start_job(fresh_db, repo)
+        held = wait_for(lambda: _batches_held_by(fresh_db, stopping), 60, interval_s=0.02,
+                        what="the first worker to hold a batch")
         stopped_at = time.monotonic()
         stopping.stop()  # one SIGTERM to the main process: a graceful shutdown
         assert stopping.proc is not None and stopping.proc.returncode == 0, stopping.output()[-2000:]
         shutdown_s = time.monotonic() - stopped_at
         wait_for(lambda: final_job(fresh_db, job_id), 60, interval_s=0.2, what="the job to finish")
         print(f"graceful shutdown took {shutdown_s:.1f} s")
-        assert shutdown_s < 15  # far below a lease expiry plus a whole batch
+        assert shutdown_s < 15  # well below finishing whole batches or waiting for a lease to expire
         _assert_same_as_clean_run(fresh_db, repo, job_id)
+        with get_store(fresh_db).transaction() as cur:
+            cur.execute("SELECT batch_no, attempts, lease_owner FROM indexing_batches WHERE job_id = %s "
+                        "AND batch_no = ANY(%s)", (job_id, [b for b, _ in held]))
+            handed_over = [r for r in cur.fetchall() if r["attempts"] >= 2]
+        # At least one batch the stopped worker held was released mid-way and finished by the other one.
+        assert handed_over and all(r["lease_owner"] not in dict(held).values() for r in handed_over)
     finally:
         stopping.stop()
         staying.stop()
