@@ -4,6 +4,7 @@ resumes without redoing what it finished. Also: re-indexing a changed tree, and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,24 @@ def test_reindexing_an_edited_tree_equals_a_fresh_index_and_an_unchanged_one_emb
     forced = _completed(fresh_db, start_job(fresh_db, repo, force=True))
     assert forced["files_indexed"] == 60 and len(ollama.embedded()) == embedded  # every vector is cached
     assert chunk_set(fresh_db, repo) == chunks
+
+
+def test_a_missing_model_fails_the_job_at_once_without_retries(tmp_path: Path, fresh_db: str,
+                                                                ollama: FakeOllama) -> None:
+    group = WorkerGroup(fresh_db, 1, 2, **{**ollama.env(), "CODESEARCH_OLLAMA_MODEL": "no-such-model"})
+    group.start()
+    try:
+        wait_for(lambda: worker_ready(group), 60, what="the worker to boot")
+        started = time.monotonic()
+        job_id = start_job(fresh_db, code_corpus(tmp_path / "repo", 8))
+        failed = wait_for(lambda: final_job(fresh_db, job_id), 30, interval_s=0.1, what="the job to fail")
+        took = time.monotonic() - started
+        assert failed["status"] == "failed" and failed["error_type"] == "EmbedderModelMissing", failed
+        assert "ollama pull no-such-model" in str(failed["error_message"])
+        assert took < 5, f"a permanent error took {took:.1f} s to fail the job"
+        with get_store(fresh_db).transaction() as cur:
+            cur.execute("SELECT count(*) AS n FROM dramatiq.queue WHERE (message->'options'->>'retries')::int > 0")
+            assert cur.fetchone()["n"] == 0  # type: ignore[index]
+        assert chunk_set(fresh_db, tmp_path / "repo") == []
+    finally:
+        group.stop()

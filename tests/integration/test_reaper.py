@@ -170,3 +170,13 @@ def test_a_second_process_does_not_get_the_reaper_lock(store: Store, fresh_db: s
             assert theirs
     finally:
         other.close()
+
+
+def test_lease_renewal_extends_only_leases_their_owner_still_holds(store: Store, tmp_path: Path) -> None:
+    job_id = _planned(store, code_corpus(tmp_path / "r", 8))
+    assert store.claim_batch(job_id, 0, "host:1:1", 1)
+    assert store.renew_leases([(job_id, 0, "host:1:1"), (job_id, 1, "host:1:1")], 600) == 1
+    assert store.renew_leases([(job_id, 0, "host:1:2")], 600) == 0 and store.renew_leases([], 600) == 0
+    (row,) = _sql(store, "SELECT lease_expires_at > now() + interval '590 s' AS extended FROM indexing_batches "
+                         "WHERE batch_no = 0")
+    assert row["extended"]
