@@ -31,7 +31,11 @@ _active_lock = threading.Lock()
 
 @dataclass
 class BatchResult:
-    """What a batch did; travels through the pipe to the aggregator and is stored on the batch row."""
+    """What a batch did; travels through the pipe to the aggregator and is stored on the batch row.
+
+    `status`: completed, failed, cancelled (the job stopped), skipped (another worker holds the batch,
+    or it is finished), lost (the lease was taken back) or released (handed back at shutdown).
+    """
 
     job_id: str
     batch_no: int
