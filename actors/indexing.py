@@ -18,6 +18,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from actors.broker import DATABASE_URL
+from actors.rescue import shutting_down
 from domain import indexing, progress
 from domain.embedders import Embedder, get_embedder
 from domain.settings import Settings, get_settings
@@ -58,6 +59,16 @@ def enqueue_job(store: Store, job_id: str) -> None:
     store.set_job_task_id(job_id, message.message_id)
 
 
+def send_plan(job_id: str) -> None:
+    """Re-send a job's planning message (the reaper, for a job that waited for a free slot)."""
+    plan_job.send(job_id)
+
+
+def send_batch(job_id: str, batch_no: int) -> None:
+    """Send one batch's pipeline: index it, then roll its result into the job."""
+    dramatiq.pipeline([index_batch.message(job_id, batch_no), aggregate_batch.message()]).run()
+
+
 @dramatiq.actor(queue_name=QUEUE, **retrying)
 def plan_job(job_id: str) -> None:
     """Discover the repository's files and send one pipeline per file batch."""
@@ -76,28 +87,41 @@ def plan_job(job_id: str) -> None:
     if not batches:
         progress.roll_up(store, {"job_id": job_id})
     for batch_no in batches:
-        dramatiq.pipeline([index_batch.message(job_id, batch_no), aggregate_batch.message()]).run()
+        send_batch(job_id, batch_no)
 
 
 @dramatiq.actor(queue_name=QUEUE, time_limit=BATCH_TIME_LIMIT_MS, **retrying)
 def index_batch(job_id: str, batch_no: int) -> dict[str, object]:
-    """Index one file batch; its result goes down the pipe to `aggregate_batch`."""
+    """Index one file batch under a lease; its result goes down the pipe to `aggregate_batch`."""
     settings, store, embedder = _context()
+    owner = indexing.lease_owner()
     started = time.perf_counter()
     try:
-        result = indexing.index_batch(store, settings, embedder, job_id, batch_no).as_message()
-        metrics.record_batch(result, time.perf_counter() - started)
-        return result
+        result = indexing.index_batch(store, settings, embedder, job_id, batch_no, owner, shutting_down.is_set)
     except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is not an Exception
         if _should_retry(exc):
             metrics.record_error("batch", type(exc).__name__)
+            _release(store, job_id, batch_no, owner)  # so the retry, on any thread, can claim it
             raise
-        failed = indexing.BatchResult(job_id, batch_no, status="failed", error_type=type(exc).__name__,
-                                      error_message=str(exc) or type(exc).__name__)
-        store.finish_batch(job_id, batch_no, "failed", {**failed.counts(), "error_traceback": traceback.format_exc()})
+        message = str(exc) or type(exc).__name__
+        store.fail_batch(job_id, batch_no, owner, type(exc).__name__, message, traceback.format_exc())
         log.exception("batch %s of job %s failed", batch_no, job_id)
-        metrics.record_batch(failed.as_message(), time.perf_counter() - started)
-        return failed.as_message()
+        failed = indexing.BatchResult(job_id, batch_no, status="failed", error_type=type(exc).__name__,
+                                      error_message=message).as_message()
+        metrics.record_batch(failed, time.perf_counter() - started)
+        return failed
+    if result.status == "released":  # this worker is shutting down: another one continues the batch
+        send_batch(job_id, batch_no)
+    message_out = result.as_message()
+    metrics.record_batch(message_out, time.perf_counter() - started)
+    return message_out
+
+
+def _release(store: Store, job_id: str, batch_no: int, owner: str) -> None:
+    try:
+        store.release_batch(job_id, batch_no, owner)
+    except TRANSIENT_ERRORS as exc:  # the lease then expires and the retry (or the reaper) takes it back
+        log.warning("could not release batch %s of job %s: %s", batch_no, job_id, exc)
 
 
 @dramatiq.actor(queue_name=QUEUE, **retrying)

@@ -7,6 +7,7 @@ a FIFO blocks forever, and a symlink to `/etc` must not leak into an index.
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import stat
 from collections import Counter
@@ -18,7 +19,21 @@ import pathspec
 from domain.errors import InvalidInput
 from domain.secrets import SKIP_REASON as SECRET, SecretPolicy
 
-SKIP_REASONS = ("ignored", "binary", "too_large", "symlink_outside", "unreadable", "special", SECRET)
+SKIP_REASONS = ("ignored", "excluded", "generated", "binary", "too_large", "symlink_outside", "unreadable",
+                "special", SECRET)
+#: What each skip reason means, for `codesearch estimate` and the job's metadata.
+SKIP_REASON_HELP = {
+    "ignored": ".gitignore, .git/info/exclude, .codesearchignore, or a built-in ignore (VCS, dependencies, build output, lock files, binary extensions)",
+    "excluded": "matched CODESEARCH_EXCLUDE, or did not match CODESEARCH_INCLUDE",
+    "generated": "minified or generated: a line longer than CODESEARCH_MAX_LINE_CHARS near the top, or a .min.js/.min.css/.map name",
+    "binary": "binary content",
+    "too_large": "larger than CODESEARCH_MAX_FILE_BYTES",
+    "symlink_outside": "a symlink pointing outside the repository",
+    "unreadable": "could not be read",
+    "special": "not a regular file (FIFO, socket, device)",
+    SECRET: "a secret (dotenv, private key, certificate, credentials file); see CODESEARCH_SECRET_FILES",
+}
+_GENERATED_SUFFIXES = (".min.js", ".min.css", ".min.mjs", ".js.map", ".css.map")
 
 _IGNORED_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache",
@@ -44,6 +59,28 @@ _Layer = tuple[str, pathspec.GitIgnoreSpec]
 
 
 @dataclass(frozen=True)
+class Rules:
+    """What discovery keeps besides the ignore files: size and line caps, and settings' globs
+    (gitignore syntax, matched against the root-relative path)."""
+
+    max_file_bytes: int
+    max_line_chars: int = 1000
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def selects(self, rel: str) -> bool:
+        """Whether settings' globs let a file through: not excluded, and included if includes are set."""
+        if self.exclude and _compiled(self.exclude).match_file(rel):
+            return False
+        return not self.include or _compiled(self.include).match_file(rel)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
+@dataclass(frozen=True)
 class DiscoveredFile:
     """A candidate text file; `path` is relative to the root with POSIX separators."""
 
@@ -63,18 +100,21 @@ class Discovery:
     skipped: dict[str, int]
 
 
-def discover(root: Path, *, max_file_bytes: int, secrets: SecretPolicy | None = None) -> Discovery:
+def discover(root: Path, *, max_file_bytes: int, rules: Rules | None = None,
+             secrets: SecretPolicy | None = None) -> Discovery:
     """Walk `root` and return its indexable files.
 
-    Honours the root and nested `.gitignore` files and `.git/info/exclude` (a deeper file's
-    rules win, as in git), plus a built-in list of tool and dependency directories and binary or
-    lock-file names. Symlinks are never followed: a link resolving outside the root is counted as
+    Honours the root and nested `.gitignore` and `.codesearchignore` files and `.git/info/exclude`
+    (a deeper file's rules win, as in git; in one directory `.codesearchignore` wins over
+    `.gitignore`), plus a built-in list of tool and dependency directories and binary or lock-file
+    names. `rules` adds settings' include/exclude globs and the minified/generated check. Symlinks are never followed: a link resolving outside the root is counted as
     "symlink_outside", any other link as "ignored" (its target, if inside, is found on its own).
     Files that `secrets` (default: the built-in list) names as secrets are dropped as "secret".
 
     Raises:
         InvalidInput: `root` is not a directory.
     """
+    rules = rules or Rules(max_file_bytes=max_file_bytes)
     real_root = os.path.realpath(root)
     if not os.path.isdir(real_root):
         raise InvalidInput(f"not a directory: {root}")
@@ -89,16 +129,17 @@ def discover(root: Path, *, max_file_bytes: int, secrets: SecretPolicy | None = 
         except OSError:
             skipped["unreadable"] += 1
             continue
-        layers = layers + _gitignore_layer(entries, rel_dir)
+        layers = layers + _gitignore_layer(entries, rel_dir, ".gitignore") + _gitignore_layer(
+            entries, rel_dir, ".codesearchignore")
         for entry in entries:
-            _visit(entry, rel_dir, layers, real_root, max_file_bytes, files, skipped, stack)
+            _visit(entry, rel_dir, layers, real_root, rules, files, skipped, stack)
     files, skipped[SECRET] = (secrets or SecretPolicy()).split(files, [f.path for f in files])
     files.sort(key=lambda f: f.path)
     return Discovery(files=files, skipped={r: skipped[r] for r in SKIP_REASONS if skipped[r]})
 
 
 def _visit(entry: os.DirEntry[str], rel_dir: str, layers: list[_Layer], real_root: str,
-           max_file_bytes: int, files: list[DiscoveredFile], skipped: Counter[str],
+           rules: Rules, files: list[DiscoveredFile], skipped: Counter[str],
            stack: list[tuple[str, str, list[_Layer]]]) -> None:
     """Classify one directory entry: queue it, keep it, or count why it was skipped."""
     rel = rel_dir + entry.name
@@ -112,8 +153,10 @@ def _visit(entry: os.DirEntry[str], rel_dir: str, layers: list[_Layer], real_roo
             stack.append((entry.path, rel + "/", layers))
     elif _is_ignored_name(entry.name) or _is_ignored(rel, layers):
         skipped["ignored"] += 1
+    elif not rules.selects(rel):
+        skipped["excluded"] += 1
     else:
-        found = _classify_file(entry, rel, max_file_bytes)
+        found = _classify_file(entry, rel, rules)
         if isinstance(found, str):
             skipped[found] += 1
         else:
@@ -126,10 +169,10 @@ def _exclude_layers(real_root: str) -> list[_Layer]:
     return [("", spec)] if spec is not None else []
 
 
-def _gitignore_layer(entries: list[os.DirEntry[str]], rel_dir: str) -> list[_Layer]:
-    """The rules of this directory's `.gitignore`, if it has a regular one."""
+def _gitignore_layer(entries: list[os.DirEntry[str]], rel_dir: str, name: str) -> list[_Layer]:
+    """The rules of this directory's ignore file `name`, if it has a regular one."""
     for entry in entries:
-        if entry.name == ".gitignore" and entry.is_file(follow_symlinks=False):
+        if entry.name == name and entry.is_file(follow_symlinks=False):
             spec = _read_spec(entry.path)
             return [(rel_dir, spec)] if spec is not None else []
     return []
@@ -175,22 +218,31 @@ def _is_inside(real_path: str, real_root: str) -> bool:
     return real_path == real_root or real_path.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
-def _classify_file(entry: os.DirEntry[str], rel: str, max_file_bytes: int) -> DiscoveredFile | str:
-    """The file if it is a readable, small-enough text file, else the skip reason."""
+def _classify_file(entry: os.DirEntry[str], rel: str, rules: Rules) -> DiscoveredFile | str:
+    """The file if it is a readable, small-enough, hand-written text file, else the skip reason."""
     try:
         st = entry.stat(follow_symlinks=False)
     except OSError:
         return "unreadable"
     if not stat.S_ISREG(st.st_mode):
         return "special"
-    if st.st_size > max_file_bytes:
+    if st.st_size > rules.max_file_bytes:
         return "too_large"
     head = _read_regular(entry.path, _SNIFF_BYTES)
     if head is None:
         return "unreadable"
     if _looks_binary(head):
         return "binary"
+    if rel.lower().endswith(_GENERATED_SUFFIXES) or _has_long_line(head, rules.max_line_chars):
+        return "generated"
     return DiscoveredFile(path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _has_long_line(head: bytes, max_chars: int) -> bool:
+    """Whether the sniffed head holds a line longer than max_chars (bytes approximate characters;
+    minified bundles have lines of tens of thousands). A head without any newline counts when it is
+    itself longer than max_chars."""
+    return any(len(line) > max_chars for line in head.split(b"\n"))
 
 
 def _read_regular(path: str, limit: int) -> bytes | None:

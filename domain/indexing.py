@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from domain import lexical
 from domain.chunker import Chunk
@@ -20,11 +25,20 @@ from domain.store import ChunkRow, FileRow, Store
 
 log = logging.getLogger(__name__)
 FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its files
+# Unchanged files are recorded at most this often (written files always are); it bounds how late a
+# batch notices a cancel or a lost lease while it runs through unchanged files.
+PROGRESS_INTERVAL_S = 1.0
+_active: set[tuple[str, int, str]] = set()
+_active_lock = threading.Lock()
 
 
 @dataclass
 class BatchResult:
-    """What a batch did; travels through the pipe to the aggregator and is stored on the batch row."""
+    """What a batch did; travels through the pipe to the aggregator and is stored on the batch row.
+
+    `status`: completed, failed, cancelled (the job stopped), skipped (another worker holds the batch,
+    or it is finished), lost (the lease was taken back) or released (handed back at shutdown).
+    """
 
     job_id: str
     batch_no: int
@@ -39,9 +53,18 @@ class BatchResult:
     def as_message(self) -> dict[str, object]:
         return asdict(self)
 
-    def counts(self) -> dict[str, object]:
-        keys = ("files_indexed", "files_skipped", "chunks_created", "error_type", "error_message")
-        return {k: getattr(self, k) for k in keys}
+    def totals(self) -> dict[str, int]:
+        return {"files_indexed": self.files_indexed, "files_skipped": self.files_skipped,
+                "chunks_created": self.chunks_created}
+
+    def add(self, outcome: int, size: int = 0) -> None:
+        """Count one file of `size` bytes: chunks written, or -1 when it was skipped."""
+        if outcome < 0:
+            self.files_skipped += 1
+        else:
+            self.files_indexed += 1
+            self.chunks_created += outcome
+            self.bytes_indexed += size
 
 
 def split_batches(files: Sequence[DiscoveredFile], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
@@ -69,15 +92,15 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     Raises:
         EmbedderMismatch: the repository holds vectors of another embedder and force_reindex is off.
     """
-    job = store.start_job(job_id) or store.get_job(job_id)
+    job = store.start_job(job_id, settings.max_concurrent_indexing_jobs) or store.get_job(job_id)
     if job is None or job["status"] != "running":
-        return None
+        return None  # finished, cancelled, or deferred until a slot frees (the reaper re-sends it)
     if job["batches_total"] is not None:
         return store.batch_numbers(job_id)
     root = Path(job["repo_path"])
     repo = store.upsert_repository(job["project_id"], job["repo_path"], job["repo_name"])
     _check_embedder(store, repo, embedder, bool(job["force_reindex"]))
-    found = discover(root, max_file_bytes=settings.max_file_bytes,
+    found = discover(root, max_file_bytes=settings.max_file_bytes, rules=settings.discovery_rules,
                      secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow))
     removed = store.delete_missing_files(repo["id"], [f.path for f in found.files])
     batches = split_batches(found.files, settings.batch_max_files, settings.batch_max_bytes)
@@ -105,40 +128,87 @@ def _check_embedder(store: Store, repo: dict[str, object], embedder: Embedder, f
     store.reset_repository(str(repo["id"]), embedder.model_id, embedder.dim)
 
 
-def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: str, batch_no: int) -> BatchResult:
-    """Read, chunk, embed and write one batch's files; stops between files once the job is not running.
+def process_id() -> str:
+    """This worker process as lease holders and heartbeats name it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    Each file's chunks replace the previous ones in one transaction, so a redelivered batch leaves the
-    same rows. Files that cannot be read or decoded are skipped and counted.
+
+def lease_owner() -> str:
+    """This thread as a lease holder: host:pid:thread. The rescuer renews leases by the host:pid prefix."""
+    return f"{process_id()}:{threading.get_native_id()}"
+
+
+def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: str, batch_no: int,
+                owner: str | None = None, should_stop: Callable[[], bool] = lambda: False) -> BatchResult:
+    """Claim one batch with a lease, then read, chunk, embed and write its files one by one.
+
+    Progress is stored (and the lease renewed) after every file, so a batch taken over after a lost
+    lease resumes at its first unprocessed file with the earlier counts. Stops between files when the
+    job is no longer running ("cancelled"), when the lease was taken back ("lost"), or when
+    `should_stop()` says the worker is shutting down: the lease is then released ("released") and the
+    batch is pending for another worker. A batch someone else holds is left alone ("skipped").
+    Each file's chunks replace the previous ones in one transaction, so redoing a file leaves the same rows.
     """
-    result = BatchResult(job_id, batch_no)
-    batch = store.claim_batch(job_id, batch_no)
+    owner = owner or lease_owner()
+    batch = store.claim_batch(job_id, batch_no, owner, settings.batch_lease_seconds)
     if batch is None:
-        result.status = "cancelled"
-        return result
+        status = "cancelled" if store.job_state(job_id) != "running" else "skipped"
+        return BatchResult(job_id, batch_no, status=status)
+    lease = (job_id, batch_no, owner)
+    with _active_lock:
+        _active.add(lease)
+    try:
+        return _run_batch(store, settings, embedder, batch, lease, should_stop)
+    finally:
+        with _active_lock:
+            _active.discard(lease)
+
+
+def active_leases() -> list[tuple[str, int, str]]:
+    """(job_id, batch_no, owner) of the batches this process is working on right now: the only leases
+    the rescuer may renew. A lease whose thread gave up (its release failed while the database was
+    down) must expire, or its batch would stay `running` for as long as the process lives."""
+    with _active_lock:
+        return sorted(_active)
+
+
+def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict[str, Any],
+               lease: tuple[str, int, str], should_stop: Callable[[], bool]) -> BatchResult:
+    job_id, batch_no, owner = lease
+    result = BatchResult(job_id, batch_no, files_indexed=batch["files_indexed"],
+                         files_skipped=batch["files_skipped"], chunks_created=batch["chunks_created"])
     repo_id, root, force = str(batch["repository_id"]), Path(batch["repo_path"]), bool(batch["force_reindex"])
-    entries: list[FileEntry] = [tuple(e) for e in batch["files"]]
+    done = int(batch["files_done"])
+    entries: list[FileEntry] = [tuple(e) for e in batch["files"]][done:]
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
-    for path, size, mtime_ns in entries:
-        if store.job_state(job_id) != "running":
-            result.status = "cancelled"
+    fresh: dict[str, Sequence[float]] = {}  # vectors computed since the last progress record
+    recorded = time.monotonic()
+    for entry in entries:
+        if should_stop():
+            result.status = "released" if store.release_batch(job_id, batch_no, owner) else "lost"
             return result
-        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, (path, size, mtime_ns), known.get(path))
+        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, entry, known.get(entry[0]), fresh)
         if outcome is None:
             result.status = "cancelled"
             return result
-        if outcome < 0:
-            result.files_skipped += 1
-        else:
-            result.files_indexed += 1
-            result.chunks_created += outcome
-            result.bytes_indexed += size
-    store.finish_batch(job_id, batch_no, "completed", result.counts())
+        result.add(outcome, entry[1])
+        done += 1
+        # Unchanged files cost a stat; recording each of them would cost a round trip more.
+        if outcome < 0 and not fresh and time.monotonic() - recorded < PROGRESS_INTERVAL_S:
+            continue
+        if not store.record_progress(job_id, batch_no, owner, settings.batch_lease_seconds,
+                                     {"files_done": done, **result.totals()}, embedder.model_id, fresh):
+            result.status = "cancelled" if store.job_state(job_id) != "running" else "lost"
+            return result
+        fresh.clear()
+        recorded = time.monotonic()
+    if not store.finish_batch(job_id, batch_no, owner, result.totals()):
+        result.status = "lost"
     return result
 
 
 def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: str, repo_id: str, root: Path,
-                entry: FileEntry, previous: FileRow | None) -> int | None:
+                entry: FileEntry, previous: FileRow | None, fresh: dict[str, Sequence[float]]) -> int | None:
     """Chunks written for one file, -1 when skipped (unchanged or unreadable), None when the job stopped."""
     path, size, mtime_ns = entry
     if previous and previous.size_bytes == size and previous.mtime_ns == mtime_ns:
@@ -152,19 +222,17 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
     if previous and previous.content_hash == digest:
         store.touch_file(repo_id, file)
         return -1
-    chunks = list(_embedded_chunks(settings, embedder, file, text))
+    chunks = list(_embedded_chunks(store, settings, embedder, file, text, fresh))
     if not store.write_file(job_id, repo_id, file, chunks, embedder.model_id):
         return None
     return len(chunks)
 
 
-def _embedded_chunks(settings: Settings, embedder: Embedder, file: FileRow, text: str) -> Iterator[ChunkRow]:
-    limits = Limits(max_tokens=settings.chunk_max_tokens, max_lines=settings.chunk_max_lines,
-                    count_lines=line_token_counter(embedder) or estimate_line_tokens)
-    pieces = chunk_file(text, file.language, limits, window_lines=settings.chunk_max_lines,
-                        window_chars=settings.chunk_max_chars, overlap=settings.chunk_overlap_lines)
+def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, file: FileRow, text: str,
+                     fresh: dict[str, Sequence[float]]) -> Iterator[ChunkRow]:
+    pieces = chunks_of(settings, file.path, text, line_token_counter(embedder), file.language)
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
-    vectors = embedder.embed([_embedded_text(file.path, p) for p in pieces])
+    vectors = embed_cached(store, embedder, [_embedded_text(file.path, p) for p in pieces], fresh)
     for piece, vector in zip(pieces, vectors, strict=True):
         digest = hashlib.sha256(piece.content.encode("utf-8", "surrogatepass")).hexdigest()
         yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector, piece.symbol, piece.kind,
@@ -173,3 +241,33 @@ def _embedded_chunks(settings: Settings, embedder: Embedder, file: FileRow, text
 
 def _embedded_text(path: str, chunk: Chunk) -> str:
     return f"{path}\n{chunk.symbol}\n{chunk.content}" if chunk.symbol else f"{path}\n{chunk.content}"
+
+
+def chunks_of(settings: Settings, path: str, text: str,
+              count_lines: Callable[[Sequence[str]], list[int]] | None = None,
+              language: str | None = None) -> list[Chunk]:
+    """How indexing splits one file's text (also what `estimate` counts, with estimated token counts)."""
+    limits = Limits(max_tokens=settings.chunk_max_tokens, max_lines=settings.chunk_max_lines,
+                    count_lines=count_lines or estimate_line_tokens)
+    return chunk_file(text, language or language_for(path, text[:200].split("\n", 1)[0]), limits,
+                      window_lines=settings.chunk_max_lines, window_chars=settings.chunk_max_chars,
+                      overlap=settings.chunk_overlap_lines)
+def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
+                 fresh: dict[str, Sequence[float]]) -> list[Sequence[float]]:
+    """One vector per text, embedding only texts with no cached vector for this embedder.
+
+    The cache key is (model id, sha256 of the exact embedded text), so a reverted edit, a re-index with
+    force_reindex or an identical chunk elsewhere in the same file costs no embedding. Vectors computed
+    here are added to `fresh`, which the caller stores with its next progress record.
+
+    Raises: as `embedder.embed`.
+    """
+    hashes = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+    vectors: dict[str, Sequence[float]] = {h: fresh[h] for h in hashes if h in fresh}
+    vectors.update(store.cached_embeddings(embedder.model_id, [h for h in hashes if h not in vectors]))
+    missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}.items())
+    if missing:
+        computed = dict(zip((h for h, _ in missing), embedder.embed([t for _, t in missing]), strict=True))
+        fresh.update(computed)
+        vectors.update(computed)
+    return [vectors[h] for h in hashes]

@@ -105,3 +105,29 @@ def parse_project_id(raw: str) -> str:
             f"project_id {raw!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return raw
+
+
+class DirectoryEstimate(BaseModel):
+    """The cost of one top-level directory ("." for files at the root)."""
+
+    directory: str
+    files: int = 0
+    bytes: int = 0
+    estimated_chunks: int = 0
+    estimated_embedding_seconds: float = 0.0
+
+
+class IndexEstimate(BaseModel):
+    """A dry run of indexing a repository: nothing is read into the index or embedded."""
+
+    repo_path: str
+    embedder: str = Field(description="The configured embedder kind the time estimate assumes.")
+    embedding_chunks_per_second: float = Field(description="Assumed throughput of that embedder.")
+    files: int
+    bytes: int
+    estimated_chunks: int
+    estimated_embedding_seconds: float = Field(
+        description="Upper bound: unchanged files and chunks with cached vectors cost nothing on a re-index.")
+    by_directory: list[DirectoryEstimate]
+    skipped_by_reason: dict[str, int] = Field(description="Entries the ignore rules skipped, by reason.")
+    skip_reasons: dict[str, str] = Field(description="What each skip reason means.")

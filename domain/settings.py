@@ -11,12 +11,19 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.discovery import Rules
+
 EmbedderName = Literal["local", "ollama", "hashing"]
 
 
 def _env(name: str) -> AliasChoices:
     # Only the documented variable name: a field named `home` must never read $HOME.
     return AliasChoices(name)
+
+
+def _issue_env(name: str) -> AliasChoices:
+    # Names the issue tracker and operators use bare; the prefixed form matches every other setting.
+    return AliasChoices(f"CODESEARCH_{name}", name)
 
 
 class Settings(BaseSettings):
@@ -37,6 +44,12 @@ class Settings(BaseSettings):
     ollama_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias=_env("CODESEARCH_OLLAMA_TIMEOUT_SECONDS"))
     default_project: str = Field(default="default", min_length=1, validation_alias=_env("CODESEARCH_DEFAULT_PROJECT"))
     max_file_bytes: int = Field(default=1024 * 1024, gt=0, validation_alias=_env("CODESEARCH_MAX_FILE_BYTES"))
+    # A file whose first 8 KiB hold a longer line is taken for minified or generated and skipped.
+    max_line_chars: int = Field(default=1000, ge=80, validation_alias=_env("CODESEARCH_MAX_LINE_CHARS"))
+    # Comma-separated gitignore-style globs on root-relative paths. Exclude wins; when include is
+    # set, only files matching it are indexed. A project's own `.codesearchignore` is read as well.
+    include_globs: str = Field(default="", validation_alias=_env("CODESEARCH_INCLUDE"))
+    exclude_globs: str = Field(default="", validation_alias=_env("CODESEARCH_EXCLUDE"))
     batch_max_files: int = Field(default=32, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_FILES"))
     batch_max_bytes: int = Field(default=512 * 1024, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_BYTES"))
     embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
@@ -85,11 +98,39 @@ class Settings(BaseSettings):
         """The worker group's prometheus_client multiprocess directory (cleared when a group starts)."""
         # Keyed by port: a second group on the host already needs its own port, and gets its own directory.
         return self.worker_metrics_dir or self.home / "worker-metrics" / str(self.worker_metrics_port)
+    # A running job that processes no file for this long is failed by the reaper ("JobTimeout"). Lease
+    # renewals do not count as progress, so a batch stuck on a hung embedder trips it. Must exceed the
+    # slowest single file (a 1 MiB file is ~700 chunks: ~35 s with the local model) plus retry backoff.
+    indexing_job_timeout_seconds: float = Field(
+        default=1800, gt=0, validation_alias=_issue_env("INDEXING_JOB_TIMEOUT_SECONDS"))
+    # Jobs beyond this many wait as `pending` with a message saying so; the reaper starts them as
+    # slots free up (within one reaper interval, 5 s).
+    max_concurrent_indexing_jobs: int = Field(
+        default=4, ge=1, validation_alias=_issue_env("MAX_CONCURRENT_INDEXING_JOBS"))
+    # Finished jobs (and their batch rows) older than this are deleted by the reaper.
+    job_status_retention_days: float = Field(
+        default=30, gt=0, validation_alias=_issue_env("JOB_STATUS_RETENTION_DAYS"))
+    # A claimed batch is held this long without renewal. Each worker process renews its threads'
+    # leases every 5 s (actors/rescue.py RESCUE_INTERVAL_S) and after every file, so this must stay
+    # well above 5 s; after a kill -9 the batch waits up to this long (+5 s) before it is re-sent.
+    batch_lease_seconds: float = Field(default=15, ge=6, validation_alias=_env("CODESEARCH_BATCH_LEASE_SECONDS"))
+    # Claims of one batch (Dramatiq retries and reaper rescues together) before it fails its job.
+    batch_max_attempts: int = Field(default=6, ge=1, validation_alias=_env("CODESEARCH_BATCH_MAX_ATTEMPTS"))
+
+    @property
+    def discovery_rules(self) -> Rules:
+        """What discovery keeps, from these settings."""
+        return Rules(max_file_bytes=self.max_file_bytes, max_line_chars=self.max_line_chars,
+                     include=_globs(self.include_globs), exclude=_globs(self.exclude_globs))
 
     @property
     def pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data."""
         return self.home / "pg"
+
+
+def _globs(raw: str) -> tuple[str, ...]:
+    return tuple(g.strip() for g in raw.split(",") if g.strip())
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ import hashlib
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +91,13 @@ class Store:
             self._pool = None
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, durable: bool = True) -> Iterator[Cursor]:
         """A cursor in one transaction: committed on success, rolled back on error.
+
+        `durable=False` commits without waiting for the WAL flush (synchronous_commit off) — for
+        bookkeeping whose loss in a database crash is harmless (lease renewals, batch progress, cache
+        rows): the database stays consistent, only the last fraction of a second may be forgotten and
+        redone. Each flush costs a few ms; per-file bookkeeping with flushes made indexing ~3x slower.
 
         Raises:
             DatabaseUnavailable: no connection could be made.
@@ -105,10 +110,13 @@ class Store:
         broken = False
         try:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                if not durable:
+                    cur.execute("SET LOCAL synchronous_commit = off")
                 yield cur
             conn.commit()
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             broken = True  # the server closed the connection; never hand it out again
+            self._drop_pool(pool)
             raise
         except BaseException:
             conn.rollback()
@@ -116,8 +124,16 @@ class Store:
         finally:
             pool.putconn(conn, close=broken or conn.closed != 0)
 
-    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-        with self.transaction() as cur:
+    def _drop_pool(self, broken: psycopg2.pool.ThreadedConnectionPool) -> None:
+        """Forget a pool after one of its connections broke: a server restart or pg_terminate_backend
+        kills its idle connections too, and handing each of them out once would spend one retry of
+        some batch per dead connection. Connections in use go back to the old pool and die with it."""
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), durable: bool = True) -> Row | None:
+        with self.transaction(durable) as cur:
             cur.execute(sql, params)
             row = cur.fetchone()
             return dict(row) if row else None
@@ -148,7 +164,8 @@ class Store:
     def create_job(self, project_id: str, repo_path: str, repo_name: str, force: bool, connection_id: str | None) -> tuple[Row, bool]:
         """Insert a pending job, or return the active job for the same repository and project.
 
-        Returns the job row and whether it was created by this call.
+        Returns the job row and whether it was created by this call. Joining a pending job with
+        `force` sets its force_reindex; a running job keeps its flag (see `force_reindex` in the row).
         """
         with self.transaction() as cur:
             cur.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project_id,))
@@ -169,6 +186,15 @@ class Store:
                 (project_id, repo_path),
             )
             existing = cur.fetchone()
+            if existing is not None and force and not existing["force_reindex"]:
+                # A job that has not started yet can still honour force_reindex; a running one cannot
+                # (some of its batches may be done), so its flag stays and the caller says so.
+                cur.execute(
+                    f"""UPDATE indexing_jobs SET force_reindex = true WHERE id = %s AND status = 'pending'
+                        RETURNING {JOB_COLUMNS}""",
+                    (existing["job_id"],),
+                )
+                existing = cur.fetchone() or existing
         if existing is None:  # the active job finished between our insert and select: try again
             return self.create_job(project_id, repo_path, repo_name, force, connection_id)
         return dict(existing), False
@@ -215,14 +241,33 @@ class Store:
                 )
             return dict(row) if row else None
 
-    def start_job(self, job_id: str) -> Row | None:
-        """pending -> running; None when the job is not pending (cancelled, or already started)."""
-        return self._one(
-            f"""UPDATE indexing_jobs SET status = 'running', started_at = now(),
-                    progress_message = 'Discovering files'
-                WHERE id = %s AND status = 'pending' RETURNING {JOB_COLUMNS}""",
-            (job_id,),
-        )
+    def start_job(self, job_id: str, max_running: int) -> Row | None:
+        """pending -> running while fewer than `max_running` jobs run; None when the job is not pending
+        (cancelled, or already started) or must wait, in which case it is marked deferred.
+
+        Starts are serialised by a transaction advisory lock so two of them cannot both take the last slot.
+        """
+        with self.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('codesearch.start_job'))")
+            cur.execute("SELECT count(*) AS n FROM indexing_jobs WHERE status = 'running'")
+            running = int(cur.fetchone()["n"])
+            if running >= max_running:
+                cur.execute(
+                    """UPDATE indexing_jobs SET deferred_at = coalesce(deferred_at, now()),
+                            progress_message = format('Waiting: %%s indexing jobs are running, the most allowed '
+                                '(MAX_CONCURRENT_INDEXING_JOBS=%%s)', %s, %s)
+                       WHERE id = %s AND status = 'pending'""",
+                    (running, max_running, job_id),
+                )
+                return None
+            cur.execute(
+                f"""UPDATE indexing_jobs SET status = 'running', started_at = now(), deferred_at = NULL,
+                        progress_message = 'Discovering files'
+                    WHERE id = %s AND status = 'pending' RETURNING {JOB_COLUMNS}""",
+                (job_id,),
+            )
+            row = cur.fetchone()
+            return dict(row) if row else None
 
     def fail_job(self, job_id: str, error_type: str, message: str, traceback: str | None) -> bool:
         row = self._one(
@@ -293,14 +338,10 @@ class Store:
     def renotify_orphaned_messages(self, min_age_s: float) -> int:
         """Re-send the enqueue NOTIFY of consumed dramatiq-pg messages older than min_age_s.
 
-        Runs in one process at a time (transaction-level advisory lock); returns how many were sent,
-        0 when another process holds the lock. Consumed messages of live workers are notified too:
-        their advisory lock makes the consume fail, so they never run twice.
+        Called by the reaper, under `reaper_lock`; returns how many were sent. Consumed messages of
+        live workers are notified too: their advisory lock makes the consume fail, so they never run twice.
         """
         with self.transaction() as cur:
-            cur.execute("SELECT pg_try_advisory_xact_lock(hashtext('codesearch.rescue')) AS mine")
-            if not cur.fetchone()["mine"]:
-                return 0
             cur.execute(
                 """SELECT pg_notify('dramatiq.' || queue_name || '.enqueue', message::text)
                    FROM dramatiq.queue
@@ -310,6 +351,56 @@ class Store:
                 (min_age_s,),
             )
             return int(cur.rowcount)
+
+    def renotify_queued_messages(self, min_age_s: float, limit: int) -> int:
+        """Re-send the enqueue NOTIFY of up to `limit` messages queued at least min_age_s ago.
+
+        dramatiq-pg's graceful shutdown puts a worker's prefetched messages back to `queued` without a
+        NOTIFY, so running workers would find them only at their random rescan (minutes). A message
+        someone consumes meanwhile is not run twice: consuming is a guarded update of its state.
+        """
+        with self.transaction() as cur:
+            cur.execute(
+                """SELECT pg_notify('dramatiq.' || queue_name || '.enqueue', message::text)
+                   FROM (SELECT queue_name, message FROM dramatiq.queue
+                         WHERE state = 'queued'
+                           AND mtime < (now() AT TIME ZONE 'UTC') - make_interval(secs => %s)
+                         ORDER BY mtime LIMIT %s) stranded""",
+                (min_age_s, limit),
+            )
+            return int(cur.rowcount)
+
+    @contextmanager
+    def reaper_lock(self) -> Iterator[bool]:
+        """A session advisory lock that makes one process at a time the reaper; yields whether we got it.
+
+        Held on a connection of its own for the whole round; if that connection dies (a database
+        restart) the lock goes with it, and the next round takes it again.
+
+        Raises:
+            DatabaseUnavailable: no connection could be made.
+        """
+        pool = self._get_pool()
+        try:
+            conn = pool.getconn()
+        except (psycopg2.OperationalError, psycopg2.pool.PoolError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}".strip()) from exc
+        broken = True
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(hashtext('codesearch.reaper'))")
+                mine = bool(cur.fetchone()[0])
+            try:
+                yield mine
+            finally:
+                if mine:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(hashtext('codesearch.reaper'))")
+                conn.autocommit = False
+                broken = False
+        finally:
+            pool.putconn(conn, close=broken or conn.closed != 0)
 
     def heartbeat_worker(self, worker_id: str, hostname: str, pid: int) -> None:
         """Record that worker process `worker_id` is alive now."""
@@ -339,20 +430,71 @@ class Store:
 
     # --- batches --------------------------------------------------------------------------------
 
-    def claim_batch(self, job_id: str, batch_no: int) -> Row | None:
-        """pending (or running, for a redelivered message) -> running, while the job runs.
+    def claim_batch(self, job_id: str, batch_no: int, owner: str, lease_s: float) -> Row | None:
+        """Take a batch with a lease while its job runs: pending -> running, or running -> running when
+        the previous holder's lease has expired (or was never taken, as after a crash before 0003).
 
-        Returns the batch with its repository, or None when there is nothing to do.
+        Returns the batch with its repository and the progress of earlier attempts (a batch taken over
+        resumes at `files_done`), or None when someone else holds it or there is nothing to do.
         """
         return self._one(
             """UPDATE indexing_batches b SET status = 'running', attempts = attempts + 1,
-                    started_at = coalesce(b.started_at, now())
+                    started_at = coalesce(b.started_at, now()), lease_owner = %(owner)s, heartbeat_at = now(),
+                    lease_expires_at = now() + make_interval(secs => %(lease)s)
                FROM indexing_jobs j
-               WHERE b.job_id = %s AND b.batch_no = %s AND b.status IN ('pending', 'running')
-                 AND j.id = b.job_id AND j.status = 'running'
-               RETURNING b.files, j.repository_id::text AS repository_id, j.repo_path, j.force_reindex""",
-            (job_id, batch_no),
+               WHERE b.job_id = %(job)s AND b.batch_no = %(batch)s AND j.id = b.job_id AND j.status = 'running'
+                 AND (b.status = 'pending' OR (b.status = 'running'
+                      AND (b.lease_expires_at IS NULL OR b.lease_expires_at < now())))
+               RETURNING b.files, b.files_done, b.files_indexed, b.files_skipped, b.chunks_created, b.attempts,
+                         j.repository_id::text AS repository_id, j.repo_path, j.force_reindex""",
+            {"owner": owner, "lease": lease_s, "job": job_id, "batch": batch_no},
         )
+
+    def record_progress(self, job_id: str, batch_no: int, owner: str, lease_s: float, counts: dict[str, int],
+                        model: str, new_vectors: Mapping[str, Sequence[float]]) -> bool:
+        """Store a running batch's progress, renew its lease and cache the vectors its last files needed.
+
+        One round trip per file, instead of three. Returns False when `owner` no longer holds the batch
+        (the reaper took it back) or the job is no longer running: the caller must stop.
+        """
+        with self.transaction(durable=False) as cur:
+            _insert_cached(cur, model, new_vectors)
+            cur.execute(
+                """UPDATE indexing_batches b SET files_done = %(files_done)s, files_indexed = %(files_indexed)s,
+                        files_skipped = %(files_skipped)s, chunks_created = %(chunks_created)s, progress_at = now(),
+                        heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => %(lease)s)
+                   FROM indexing_jobs j
+                   WHERE b.job_id = %(job)s AND b.batch_no = %(batch)s AND b.status = 'running'
+                     AND b.lease_owner = %(owner)s AND j.id = b.job_id AND j.status = 'running'
+                   RETURNING b.batch_no""",
+                {**counts, "owner": owner, "lease": lease_s, "job": job_id, "batch": batch_no},
+            )
+            return cur.fetchone() is not None
+
+    def release_batch(self, job_id: str, batch_no: int, owner: str) -> bool:
+        """running -> pending, giving up `owner`'s lease (graceful shutdown, a transient error); the
+        stored progress stays, so whoever claims the batch next resumes where it stopped."""
+        row = self._one(
+            """UPDATE indexing_batches SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+               WHERE job_id = %s AND batch_no = %s AND status = 'running' AND lease_owner = %s RETURNING batch_no""",
+            (job_id, batch_no, owner),
+        )
+        return row is not None
+
+    def renew_leases(self, leases: Sequence[tuple[str, int, str]], lease_s: float) -> int:
+        """Extend the given (job_id, batch_no, owner) leases, those still held by their owner."""
+        if not leases:
+            return 0
+        with self.transaction(durable=False) as cur:
+            cur.execute(
+                """UPDATE indexing_batches b SET heartbeat_at = now(),
+                        lease_expires_at = now() + make_interval(secs => %s)
+                   FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS l(job_id, batch_no, owner)
+                   WHERE b.job_id = l.job_id AND b.batch_no = l.batch_no AND b.lease_owner = l.owner
+                     AND b.status = 'running'""",
+                (lease_s, [x[0] for x in leases], [x[1] for x in leases], [x[2] for x in leases]),
+            )
+            return int(cur.rowcount)
 
     def known_files(self, repository_id: str, paths: Sequence[str]) -> dict[str, FileRow]:
         rows = self._all(
@@ -404,16 +546,30 @@ class Store:
             )
             return True
 
-    def finish_batch(self, job_id: str, batch_no: int, status: str, result: dict[str, Any]) -> bool:
-        """running -> completed | failed, with the batch's counts and error."""
+    def finish_batch(self, job_id: str, batch_no: int, owner: str, result: dict[str, Any]) -> bool:
+        """running -> completed, with the batch's counts, while `owner` holds the lease."""
         row = self._one(
-            """UPDATE indexing_batches SET status = %(status)s, finished_at = now(),
-                    files_indexed = %(files_indexed)s, files_skipped = %(files_skipped)s,
-                    chunks_created = %(chunks_created)s, error_type = %(error_type)s,
-                    error_message = %(error_message)s, error_traceback = %(error_traceback)s
-               WHERE job_id = %(job_id)s AND batch_no = %(batch_no)s AND status = 'running' RETURNING batch_no""",
-            {"status": status, "job_id": job_id, "batch_no": batch_no, "error_type": None, "error_message": None,
-             "error_traceback": None, **result},
+            """UPDATE indexing_batches SET status = 'completed', finished_at = now(), progress_at = now(),
+                    lease_expires_at = NULL, files_done = file_count, files_indexed = %(files_indexed)s,
+                    files_skipped = %(files_skipped)s, chunks_created = %(chunks_created)s
+               WHERE job_id = %(job_id)s AND batch_no = %(batch_no)s AND status = 'running'
+                 AND lease_owner = %(owner)s RETURNING batch_no""",
+            {"job_id": job_id, "batch_no": batch_no, "owner": owner, **result},
+        )
+        return row is not None
+
+    def fail_batch(self, job_id: str, batch_no: int, owner: str, error_type: str, message: str,
+                   traceback: str | None) -> bool:
+        """pending, or running under `owner`'s lease -> failed, with the error (the job then fails).
+
+        `pending` is accepted because an error may come before the claim (the database was down).
+        """
+        row = self._one(
+            """UPDATE indexing_batches SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
+                    error_type = %s, error_message = %s, error_traceback = %s
+               WHERE job_id = %s AND batch_no = %s
+                 AND (status = 'pending' OR (status = 'running' AND lease_owner = %s)) RETURNING batch_no""",
+            (error_type, message, traceback, job_id, batch_no, owner),
         )
         return row is not None
 
@@ -475,6 +631,112 @@ class Store:
             if final is not None and final["status"] == "completed":
                 cur.execute("UPDATE repositories SET last_indexed_at = now() WHERE id = %s", (final["repository_id"],))
             return dict(final) if final else dict(row)
+
+    # --- reaper ---------------------------------------------------------------------------------
+
+    def expire_leases(self, max_attempts: int) -> tuple[list[tuple[str, int]], list[str]]:
+        """Take back running batches of running jobs whose lease expired.
+
+        Returns the batches put back to pending (to be re-sent) and the jobs of batches that had already
+        been claimed `max_attempts` times, which are failed instead (aggregate those jobs). A holder that
+        finishes at the same moment wins or loses cleanly: both sides are guarded updates of one row.
+        """
+        with self.transaction() as cur:
+            cur.execute(
+                """UPDATE indexing_batches b SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
+                        error_type = 'BatchAttemptsExhausted',
+                        error_message = format('batch %%s was claimed %%s times and its worker was lost each time '
+                            '(last holder %%s); giving up', b.batch_no, b.attempts, b.lease_owner)
+                   FROM indexing_jobs j
+                   WHERE j.id = b.job_id AND j.status = 'running' AND b.status = 'running'
+                     AND b.lease_expires_at < now() AND b.attempts >= %s
+                   RETURNING b.job_id::text AS job_id""",
+                (max_attempts,),
+            )
+            exhausted = sorted({r["job_id"] for r in cur.fetchall()})
+            cur.execute(
+                """UPDATE indexing_batches b SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+                   FROM indexing_jobs j
+                   WHERE j.id = b.job_id AND j.status = 'running' AND b.status = 'running'
+                     AND b.lease_expires_at < now()
+                   RETURNING b.job_id::text AS job_id, b.batch_no""",
+            )
+            released = [(r["job_id"], int(r["batch_no"])) for r in cur.fetchall()]
+        return released, exhausted
+
+    def jobs_to_aggregate(self) -> list[str]:
+        """Running jobs whose batches are all finished, or one failed: their last aggregate message
+        may have been lost (retries exhausted), so the reaper rolls them up itself."""
+        rows = self._all(
+            """SELECT j.id::text AS job_id FROM indexing_jobs j
+               WHERE j.status = 'running' AND j.batches_total IS NOT NULL
+                 AND ((SELECT count(*) FROM indexing_batches b
+                       WHERE b.job_id = j.id AND b.status IN ('completed', 'failed')) >= j.batches_total
+                      OR EXISTS (SELECT 1 FROM indexing_batches b WHERE b.job_id = j.id AND b.status = 'failed'))"""
+        )
+        return [r["job_id"] for r in rows]
+
+    def time_out_jobs(self, timeout_s: float, worker_max_age_s: float) -> list[str]:
+        """Fail running jobs with no progress (a file processed, a batch finished) for timeout_s.
+
+        Only while some worker process has been alive for the whole of timeout_s: after the workers
+        were stopped overnight, a job waiting for them has not stalled, and must not fail the moment
+        the first worker comes back.
+        """
+        rows = self._all(
+            """UPDATE indexing_jobs j SET status = 'failed', completed_at = now(), error_type = 'JobTimeout',
+                    error_message = format('no progress for %%s s (INDEXING_JOB_TIMEOUT_SECONDS); '
+                        'start the job again to resume it', %(timeout)s),
+                    progress_message = 'Failed: timed out'
+               WHERE j.status = 'running'
+                 AND greatest(j.started_at, (SELECT max(greatest(b.progress_at, b.finished_at))
+                                             FROM indexing_batches b WHERE b.job_id = j.id))
+                     < now() - make_interval(secs => %(timeout)s)
+                 AND EXISTS (SELECT 1 FROM worker_heartbeats w
+                             WHERE w.started_at < now() - make_interval(secs => %(timeout)s)
+                               AND w.heartbeat_at > now() - make_interval(secs => %(alive)s))
+               RETURNING j.id::text AS job_id""",
+            {"timeout": timeout_s, "alive": worker_max_age_s},
+        )
+        return [r["job_id"] for r in rows]
+
+    def deferred_jobs(self, max_running: int) -> list[str]:
+        """Pending jobs that waited for a slot, oldest first, as many as there are free slots."""
+        rows = self._all(
+            """SELECT id::text AS job_id FROM indexing_jobs WHERE status = 'pending' AND deferred_at IS NOT NULL
+               ORDER BY created_at
+               LIMIT greatest(0, %s - (SELECT count(*) FROM indexing_jobs WHERE status = 'running'))""",
+            (max_running,),
+        )
+        return [r["job_id"] for r in rows]
+
+    def prune(self, job_retention_days: float, message_retention_s: float) -> tuple[int, int]:
+        """Delete finished jobs (with their batches) and finished dramatiq messages past retention."""
+        with self.transaction() as cur:
+            cur.execute(
+                """DELETE FROM indexing_jobs WHERE status IN ('completed', 'failed', 'cancelled')
+                     AND completed_at < now() - make_interval(days => 0, secs => %s)""",
+                (job_retention_days * 86400,),
+            )
+            jobs = int(cur.rowcount)
+            cur.execute(
+                """DELETE FROM dramatiq.queue WHERE state IN ('done', 'rejected')
+                     AND mtime < (now() AT TIME ZONE 'UTC') - make_interval(secs => %s)""",
+                (message_retention_s,),
+            )
+            return jobs, int(cur.rowcount)
+
+    # --- embedding cache ------------------------------------------------------------------------
+
+    def cached_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, list[float]]:
+        """Vectors already computed by `model` for these text hashes."""
+        if not text_hashes:
+            return {}
+        rows = self._all(
+            "SELECT text_hash, embedding::text AS embedding FROM embedding_cache WHERE model = %s AND text_hash = ANY(%s)",
+            (model, list(text_hashes)),
+        )
+        return {r["text_hash"]: [float(v) for v in r["embedding"].strip("[]").split(",")] for r in rows}
 
     # --- search ---------------------------------------------------------------------------------
 
@@ -679,6 +941,16 @@ class SearchFilters:
 
 def _vector_index_name(model: str) -> str:
     return "chunks_embedding_hnsw_" + hashlib.sha1(model.encode()).hexdigest()[:12]
+
+
+def _insert_cached(cur: Cursor, model: str, vectors: Mapping[str, Sequence[float]]) -> None:
+    if vectors:
+        psycopg2.extras.execute_values(
+            cur,
+            "INSERT INTO embedding_cache (model, text_hash, embedding) VALUES %s ON CONFLICT DO NOTHING",
+            [(model, h, _vector_literal(vectors[h])) for h in sorted(vectors)],  # one order: no deadlocks
+            template="(%s, %s, %s::halfvec)",
+        )
 
 
 def _like_literal(text: str | None) -> str | None:

@@ -283,6 +283,15 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.estimate import estimate
+    from mcp_entry import console
+
+    result = estimate(settings, os.path.abspath(args.path))
+    _emit(args, result, lambda: console.print_estimate(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codesearch", description="Code search for MCP clients.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -342,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--language", default=None)
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_search)
+    e = sub.add_parser("estimate", help="dry run: what indexing a repository would cost, and what it would skip")
+    e.add_argument("path")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=cmd_estimate)
     return p
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from domain import jobs
 from domain import search as search_domain
 from domain.embedders import get_embedder
-from domain.models import JobList, JobStatus, SearchResponse
+from domain.models import IndexEstimate, JobList, JobStatus, SearchResponse
 from domain.settings import Settings
 from domain.store import Store, get_store
 
@@ -120,3 +120,32 @@ def print_results(response: SearchResponse) -> None:
         for line in hit.content.split("\n")[:8]:
             out.print(f"    {line}", markup=False)
     out.print(f"{len(response.results)} results ({response.mode}) in {response.latency_ms:.0f} ms")
+
+
+def print_estimate(estimate: IndexEstimate) -> None:
+    out = Console(file=sys.stdout, highlight=False)
+    table = Table("directory", "files", "bytes", "chunks", "embedding", title=estimate.repo_path)
+    for d in estimate.by_directory:
+        table.add_row(d.directory, str(d.files), _size(d.bytes), str(d.estimated_chunks),
+                      _duration(d.estimated_embedding_seconds))
+    table.add_row("[bold]total[/]", str(estimate.files), _size(estimate.bytes), str(estimate.estimated_chunks),
+                  _duration(estimate.estimated_embedding_seconds))
+    out.print(table)
+    out.print(f"embedding time assumes {estimate.embedding_chunks_per_second:g} chunks/s ({estimate.embedder} "
+              "embedder); unchanged files and cached vectors cost nothing on a re-index")
+    for reason, count in sorted(estimate.skipped_by_reason.items(), key=lambda kv: -kv[1]):
+        out.print(f"skipped {count} {reason}: {estimate.skip_reasons.get(reason, '')}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} GiB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"

@@ -27,7 +27,8 @@ from domain import jobs, projects
 from domain import search as search_domain
 from domain.embedders import get_embedder
 from domain.errors import CodesearchError
-from domain.models import JobList, JobState, JobStatus, SearchResponse, StartedJob
+from domain.estimate import estimate
+from domain.models import IndexEstimate, JobList, JobState, JobStatus, SearchResponse, StartedJob
 from domain.paths import is_inside_any
 from domain.projects import ProjectList, ProjectResolution, RepositoryList
 from domain.secrets import SecretPolicy
@@ -193,7 +194,7 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     def start_indexing_background(repo_path: RepoPath, project_id: ProjectId = None,
                                   force_reindex: bool = False) -> StartedJob:
         """Start indexing a repository in the background; returns at once with the job id to poll."""
-        return _started(*start(repo_path, project_id, force_reindex, "mcp"))
+        return _started(*start(repo_path, project_id, force_reindex, "mcp"), force_reindex)
 
     @server.tool()
     @tool_edge
@@ -213,6 +214,13 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
                            limit: Annotated[int, Field(ge=1, le=500)] = 20) -> JobList:
         """Recent indexing jobs, newest first, optionally of one project and one status."""
         return JobList(jobs=jobs.list_jobs(store, _optional_project(project_id), status, limit))
+
+    @server.tool()
+    @tool_edge
+    def estimate_indexing(repo_path: RepoPath) -> IndexEstimate:
+        """Dry run before indexing: files, bytes, estimated chunks and embedding time by top-level
+        directory, and what the ignore rules would skip and why. Writes and embeds nothing."""
+        return estimate(settings, repo_path)
 
     @server.tool()
     async def index_repository(ctx: Context, repo_path: RepoPath, project_id: ProjectId = None,
@@ -272,9 +280,11 @@ def _optional_project(project_id: str | None) -> str | None:
     return project_id if project_id is not None and project_id.strip() else None
 
 
-def _started(status: JobStatus, created: bool) -> StartedJob:
+def _started(status: JobStatus, created: bool, force: bool = False) -> StartedJob:
     if created:
         message = f"Indexing job {status.job_id} queued; poll get_indexing_status for progress."
     else:
         message = f"Job {status.job_id} for this repository is already {status.status}; returning it."
+        if force and not status.force_reindex:
+            message += " force_reindex was not applied: the job was already running; start again when it ends."
     return StartedJob(job_id=status.job_id, status=status.status, project_id=status.project_id, message=message)

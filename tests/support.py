@@ -136,13 +136,116 @@ SAMPLE_REPO: dict[str, str | bytes] = {
 }
 
 
-def enqueue_job_on(url: str, job_id: str) -> None:
-    """Send a job's planning message through a broker on `url` (the process-wide broker may use another)."""
-    import actors
+ChunkKey = tuple[str, int, int, str]  # path, start_line, end_line, content_hash
+
+
+def chunk_set(url: str, repo: Path) -> list[ChunkKey]:
+    """The chunks indexed for one repository directory, in a stable order (duplicates kept)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("""SELECT c.path, c.start_line, c.end_line, c.content_hash FROM chunks c
+                           JOIN repositories r ON r.id = c.repository_id WHERE r.root_path = %s
+                           ORDER BY 1, 2, 3, 4""", (str(repo.resolve()),))
+            return [tuple(row) for row in cur.fetchall()]  # type: ignore[misc]
+    finally:
+        conn.close()
+
+
+def reference_chunk_set(repo: Path) -> list[ChunkKey]:
+    """The chunk set of a clean in-process run of `repo` on a database of its own (hashing embedder:
+    the set of (path, lines, content hash) does not depend on the embedder). Remembered per tree
+    content, so tests sharing a corpus pay for one clean run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in repo.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(repo)}\0".encode() + path.read_bytes() + b"\0")
+    key = digest.hexdigest()
+    if key not in _references:
+        _references[key] = _clean_run(repo)
+    return _references[key]
+
+
+_references: dict[str, list[ChunkKey]] = {}
+
+
+def _clean_run(repo: Path) -> list[ChunkKey]:
+    import uuid
+
+    from domain import indexing, jobs
+    from domain.embedders import HashingEmbedder
+    from domain.settings import Settings
+    from domain.store import Store
+
+    admin, name = os.environ["CS_TEST_ADMIN_URL"], f"ref_{uuid.uuid4().hex[:12]}"
+    _admin_sql(admin, f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    url = database_url_for(admin, name)
+    store = Store(url)
+    try:
+        settings, embedder = Settings(CODESEARCH_EMBEDDER="hashing"), HashingEmbedder()
+        status, _ = jobs.create_job(store, str(repo), "reference", False)
+        for batch_no in indexing.plan_job(store, settings, embedder, status.job_id) or []:
+            indexing.index_batch(store, settings, embedder, status.job_id, batch_no)
+        assert store.aggregate_job(status.job_id)["status"] == "completed"  # type: ignore[index]
+        return chunk_set(url, repo)
+    finally:
+        store.close()
+        _admin_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_sql(admin: str, sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+def duplicates(chunks: list[ChunkKey]) -> list[ChunkKey]:
+    return sorted({c for c in chunks if chunks.count(c) > 1})
+
+
+def code_corpus(root: Path, files: int, functions: int = 12) -> Path:
+    """A repository of `files` small Python modules in 12 packages."""
+    return make_repo(root, {f"pkg{i % 12}/mod_{i}.py": "\n".join(
+        f"def fn_{i}_{k}(x):\n    return x + {k}\n" for k in range(functions)) for i in range(files)})
+
+
+def enqueue_on(url: str, message: object) -> None:
+    """Send through a broker on this database (the process-wide broker is bound to another)."""
     from actors.broker import make_broker
 
     broker = make_broker(url)
     try:
-        broker.enqueue(actors.plan_job.message(job_id))
+        broker.enqueue(message)  # type: ignore[arg-type]
     finally:
         broker.close()
+
+
+def start_job(url: str, repo: Path, project: str = "faults", force: bool = False) -> str:
+    """Create a job as the MCP tool does and send its planning message on `url`; returns the job id."""
+    import actors
+    from domain import jobs
+    from domain.store import get_store
+
+    status, created = jobs.create_job(get_store(url), str(repo), project, force)
+    if created:
+        enqueue_on(url, actors.plan_job.message(status.job_id))
+    return status.job_id
+
+
+def final_job(url: str, job_id: str) -> dict[str, object] | None:
+    """The job row once it is completed, failed or cancelled; None while it is active."""
+    from domain.store import get_store
+
+    row = get_store(url).get_job(job_id)
+    return row if row and row["status"] in ("completed", "failed", "cancelled") else None
+
+
+def worker_ready(group: "WorkerGroup") -> bool:
+    return "ready for action" in group.output()

@@ -1,4 +1,5 @@
-"""Killing workers for real: a job whose worker is SIGKILLed mid-batch still completes, exactly once."""
+"""Killing and stopping workers for real: a job whose worker dies or shuts down mid-batch still
+completes, with exactly the chunks of a clean run."""
 
 from __future__ import annotations
 
@@ -7,71 +8,114 @@ import signal
 import time
 from pathlib import Path
 
-from domain import jobs
-from domain.store import Store
-from tests.support import WorkerGroup, make_repo, wait_for
+import psutil
 
-FILES = 1200
+from domain.store import get_store
+from tests.support import (WorkerGroup, chunk_set, code_corpus, duplicates, final_job, reference_chunk_set,
+                           start_job, wait_for, worker_ready)
 
-
-def _ready(group: WorkerGroup) -> bool:
-    return "ready for action" in group.output()
+FILES = 600
 
 
-def test_a_job_completes_within_30_s_after_one_of_two_workers_is_killed(tmp_path: Path, fresh_db: str) -> None:
-    import actors
-
-    repo = make_repo(tmp_path / "crash", {f"pkg{i % 12}/mod_{i}.py": "\n".join(
-        f"def fn_{i}_{k}(x):\n    return x + {k}\n" for k in range(12)) for i in range(FILES)})
-    store = Store(fresh_db)
-    doomed, survivor = WorkerGroup(fresh_db, 1, 4), WorkerGroup(fresh_db, 1, 4)
-    try:
-        doomed.start()
-        survivor.start()
-        wait_for(lambda: _ready(doomed) and _ready(survivor), 60, what="both worker groups to boot")
-        status, _ = jobs.create_job(store, str(repo), "crash", False)
-        message = actors.plan_job.message(status.job_id)
-        _enqueue_on(fresh_db, message)
-        wait_for(lambda: (store.get_job(status.job_id) or {}).get("batches_done", 0) >= 2, 60,
-                 what="the job to be under way")
-        assert _consumed(store) > 0
-        assert doomed.proc is not None
-        os.killpg(doomed.proc.pid, signal.SIGKILL)  # no shutdown, no ack: its messages stay consumed
-        killed_at = time.monotonic()
-        final = wait_for(lambda: _final(store, status.job_id), 60, interval_s=0.2, what="the job to finish")
-        took = time.monotonic() - killed_at
-        assert final["status"] == "completed", final
-        assert took <= 30, f"completed {took:.1f} s after the kill"
-        assert final["files_scanned"] == FILES and final["progress_percentage"] == 100
-        with store.transaction() as cur:
-            cur.execute("SELECT count(*) AS files FROM files")
-            assert cur.fetchone()["files"] == FILES  # type: ignore[index]
-            cur.execute("SELECT count(*) AS dup FROM (SELECT file_id, start_line FROM chunks "
-                        "GROUP BY 1, 2 HAVING count(*) > 1) d")
-            assert cur.fetchone()["dup"] == 0  # type: ignore[index]
-    finally:
-        doomed.stop()
-        survivor.stop()
-        store.close()
+def _under_way(url: str, job_id: str, batches: int = 2) -> bool:
+    return int((get_store(url).get_job(job_id) or {}).get("batches_done", 0)) >= batches
 
 
-def _final(store: Store, job_id: str) -> dict[str, object] | None:
-    row = store.get_job(job_id)
-    return row if row and row["status"] in ("completed", "failed", "cancelled") else None
-
-
-def _consumed(store: Store) -> int:
-    with store.transaction() as cur:
-        cur.execute("SELECT count(*) AS n FROM dramatiq.queue WHERE state = 'consumed'")
+def _running_batches(url: str) -> int:
+    with get_store(url).transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM indexing_batches WHERE status = 'running'")
         return int(cur.fetchone()["n"])  # type: ignore[index]
 
 
-def _enqueue_on(url: str, message: object) -> None:
-    """Send through a broker on this test's own database (the process-wide broker uses another)."""
-    from actors.broker import make_broker
+def _assert_same_as_clean_run(url: str, repo: Path, job_id: str) -> None:
+    final = final_job(url, job_id)
+    assert final is not None and final["status"] == "completed", final
+    assert final["files_scanned"] == FILES and final["progress_percentage"] == 100
+    chunks = chunk_set(url, repo)
+    assert duplicates(chunks) == []
+    assert chunks == reference_chunk_set(repo)
 
-    broker = make_broker(url)
+
+def test_a_job_completes_within_30_s_after_one_of_two_workers_is_killed(tmp_path: Path, fresh_db: str) -> None:
+    repo = code_corpus(tmp_path / "crash", FILES)
+    doomed, survivor = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8"),
+                        WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8"))
     try:
-        broker.enqueue(message)
+        doomed.start()
+        survivor.start()
+        wait_for(lambda: worker_ready(doomed) and worker_ready(survivor), 60, what="both worker groups to boot")
+        job_id = start_job(fresh_db, repo)
+        wait_for(lambda: _under_way(fresh_db, job_id), 60, what="the job to be under way")
+        assert doomed.proc is not None
+        os.killpg(doomed.proc.pid, signal.SIGKILL)  # no shutdown, no ack: its messages stay consumed
+        killed_at = time.monotonic()
+        wait_for(lambda: final_job(fresh_db, job_id), 60, interval_s=0.2, what="the job to finish")
+        took = time.monotonic() - killed_at
+        print(f"completed {took:.1f} s after the kill")
+        assert took <= 30, f"completed {took:.1f} s after the kill"
+        _assert_same_as_clean_run(fresh_db, repo, job_id)
     finally:
-        broker.close()
+        doomed.stop()
+        survivor.stop()
+
+
+def test_a_job_completes_when_its_only_worker_is_killed_and_a_new_one_starts(tmp_path: Path, fresh_db: str) -> None:
+    repo = code_corpus(tmp_path / "crash", FILES)
+    first = WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8")
+    second = WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_LEASE_SECONDS="8", CODESEARCH_BATCH_MAX_FILES="8")
+    try:
+        first.start()
+        wait_for(lambda: worker_ready(first), 60, what="the worker to boot")
+        job_id = start_job(fresh_db, repo)
+        wait_for(lambda: _under_way(fresh_db, job_id) and _running_batches(fresh_db) > 0, 60,
+                 interval_s=0.02, what="a batch to be running")
+        assert first.proc is not None
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        assert final_job(fresh_db, job_id) is None
+        second.start()
+        wait_for(lambda: final_job(fresh_db, job_id), 90, interval_s=0.2, what="the job to finish")
+        _assert_same_as_clean_run(fresh_db, repo, job_id)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def _batches_held_by(url: str, group: WorkerGroup) -> list[tuple[int, str]]:
+    """(batch_no, lease_owner) of running batches leased by the worker processes of `group`."""
+    assert group.proc is not None
+    pids = {str(p.pid) for p in psutil.Process(group.proc.pid).children(recursive=True)}
+    with get_store(url).transaction() as cur:
+        cur.execute("SELECT batch_no, lease_owner FROM indexing_batches WHERE status = 'running'")
+        return [(r["batch_no"], r["lease_owner"]) for r in cur.fetchall() if r["lease_owner"].split(":")[1] in pids]
+
+
+def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
+        tmp_path: Path, fresh_db: str) -> None:
+    repo = code_corpus(tmp_path / "stop", FILES)
+    # Large batches, so that the ones the stopping worker holds are still mid-way when SIGTERM lands.
+    stopping, staying = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="150"),
+                         WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="150"))
+    try:
+        stopping.start()
+        staying.start()
+        wait_for(lambda: worker_ready(stopping) and worker_ready(staying), 60, what="both workers to boot")
+        job_id = start_job(fresh_db, repo)
+        held = wait_for(lambda: _batches_held_by(fresh_db, stopping), 60, interval_s=0.02,
+                        what="the first worker to hold a batch")
+        stopped_at = time.monotonic()
+        stopping.stop()  # one SIGTERM to the main process: a graceful shutdown
+        assert stopping.proc is not None and stopping.proc.returncode == 0, stopping.output()[-2000:]
+        shutdown_s = time.monotonic() - stopped_at
+        wait_for(lambda: final_job(fresh_db, job_id), 60, interval_s=0.2, what="the job to finish")
+        print(f"graceful shutdown took {shutdown_s:.1f} s")
+        assert shutdown_s < 15  # well below finishing whole batches or waiting for a lease to expire
+        _assert_same_as_clean_run(fresh_db, repo, job_id)
+        with get_store(fresh_db).transaction() as cur:
+            cur.execute("SELECT batch_no, attempts, lease_owner FROM indexing_batches WHERE job_id = %s "
+                        "AND batch_no = ANY(%s)", (job_id, [b for b, _ in held]))
+            handed_over = [r for r in cur.fetchall() if r["attempts"] >= 2]
+        # At least one batch the stopped worker held was released mid-way and finished by the other one.
+        assert handed_over and all(r["lease_owner"] not in dict(held).values() for r in handed_over)
+    finally:
+        stopping.stop()
+        staying.stop()

@@ -7,13 +7,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+import actors
 from domain import jobs, search
 from domain.embedders import Embedder, make_embedder
 from domain.errors import InvalidInput
 from domain.settings import Settings
 from domain.store import Store
 from tests.integration.test_indexing_pipeline import run_job
-from tests.support import WorkerGroup, enqueue_job_on, make_repo, wait_for
+from tests.support import WorkerGroup, enqueue_on, make_repo, wait_for
 
 DEFINITION = '''\
 def parseHttpDate(value):
@@ -146,7 +147,7 @@ def test_a_completed_job_builds_the_hnsw_index_in_the_background_and_filtered_qu
     workers.start()
     try:
         status, _ = jobs.create_job(store, str(repo), "p1", False)
-        enqueue_job_on(fresh_db, status.job_id)
+        enqueue_on(fresh_db, actors.plan_job.message(status.job_id))
         try:
             wait_for(lambda: store.has_vector_index(embedder.model_id), timeout_s=120,
                      what="the HNSW index built after the job")
