@@ -71,6 +71,14 @@ class Store:
         self._pid = -1
         self._lock = threading.Lock()
 
+    def _checkout(self) -> tuple[psycopg2.pool.ThreadedConnectionPool, Any]:
+        """A pooled connection (and its pool, to return it to). Raises: DatabaseUnavailable."""
+        pool = self._get_pool()
+        try:
+            return pool, pool.getconn()
+        except (psycopg2.OperationalError, psycopg2.pool.PoolError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}".strip()) from exc
+
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
@@ -102,11 +110,7 @@ class Store:
         Raises:
             DatabaseUnavailable: no connection could be made.
         """
-        pool = self._get_pool()
-        try:
-            conn = pool.getconn()
-        except (psycopg2.OperationalError, psycopg2.pool.PoolError) as exc:
-            raise DatabaseUnavailable(f"cannot connect to the database: {exc}".strip()) from exc
+        pool, conn = self._checkout()
         broken = False
         try:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
@@ -380,11 +384,7 @@ class Store:
         Raises:
             DatabaseUnavailable: no connection could be made.
         """
-        pool = self._get_pool()
-        try:
-            conn = pool.getconn()
-        except (psycopg2.OperationalError, psycopg2.pool.PoolError) as exc:
-            raise DatabaseUnavailable(f"cannot connect to the database: {exc}".strip()) from exc
+        pool, conn = self._checkout()
         broken = True
         try:
             conn.autocommit = True
