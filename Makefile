@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The repository itself may live outside the home directory (the default allowed root): allow it too.
 run: $(STAMP)
-	$(BIN)/codesearch up --index .
+	CODESEARCH_ALLOWED_ROOTS="$${CODESEARCH_ALLOWED_ROOTS:-$$HOME:$(CURDIR)}" $(BIN)/codesearch up --index .
 
 test: $(STAMP)
 	$(BIN)/mypy --strict domain
