@@ -164,11 +164,16 @@ def _serve_metrics(metrics: ServerMetrics, host: str, port: int) -> None:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     # Stop on exit only an embedded server this command started; one already running stays up.
     owns_db = not settings.database_url and not database.embedded_status(settings).running
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: children first, then the database
     try:
         return _up(args, settings)
     finally:
         if owns_db:
             database.stop_embedded(settings)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
