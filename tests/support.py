@@ -9,7 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import hashlib
+import json
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -249,3 +252,24 @@ def final_job(url: str, job_id: str) -> dict[str, object] | None:
 
 def worker_ready(group: "WorkerGroup") -> bool:
     return "ready for action" in group.output()
+
+
+def fake_vector(text: str, dim: int) -> list[float]:
+    """What the fake Ollama servers answer for `text`: deterministic, deliberately not normalised."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [(digest[i % 32] - 127.5) / 10 for i in range(dim)]
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Base of the fake Ollama servers' handlers: JSON replies, no request logging."""
+
+    def _reply(self, status: int, payload: object) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

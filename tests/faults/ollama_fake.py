@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from tests.support import free_port
+from tests.support import JsonHandler, free_port
+from tests.support import fake_vector as shared_fake_vector
 
 MODEL = "fake-embed"
 DIM = 64
 
 
 def fake_vector(text: str) -> list[float]:
-    digest = hashlib.sha256(text.encode()).digest()
-    return [(digest[i % 32] - 127.5) / 10 for i in range(DIM)]
+    return shared_fake_vector(text, DIM)
 
 
 class FakeOllama:
@@ -64,8 +63,8 @@ class FakeOllama:
                 "CODESEARCH_OLLAMA_TIMEOUT_SECONDS": "5"}
 
 
-def _handler(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(state: FakeOllama) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path != "/api/embed" or body.get("model") != MODEL:
@@ -83,16 +82,5 @@ def _handler(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             self._reply(200, {"model": MODEL, "embeddings": [fake_vector(t) for t in body["input"]]})
-
-        def _reply(self, status: int, payload: object) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from domain.embedders import OllamaEmbedder
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
+from tests.support import JsonHandler
+from tests.support import fake_vector as shared_fake_vector
 
 MODEL = "fake-embed"
 DIM = 768
 
 
 def fake_vector(text: str) -> list[float]:
-    """Deterministic, deliberately not normalised."""
-    digest = hashlib.sha256(text.encode()).digest()
-    return [(digest[i % 32] - 127.5) / 10 for i in range(DIM)]
+    return shared_fake_vector(text, DIM)
 
 
 @dataclass
@@ -45,8 +44,8 @@ class FakeOllama:
             return self.arrived.wait_for(lambda: self.requests >= count, timeout=5)
 
 
-def _handler(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(state: FakeOllama) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with state.arrived:
@@ -64,17 +63,6 @@ def _handler(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
             else:
                 state.batch_sizes.append(len(body["input"]))
                 self._reply(200, {"model": MODEL, "embeddings": [fake_vector(t) for t in body["input"]]})
-
-        def _reply(self, status: int, payload: object) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler
 
