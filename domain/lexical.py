@@ -9,6 +9,8 @@ identifier still matches exactly.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 _IDENTIFIER = re.compile(r"\w+")
@@ -22,6 +24,10 @@ STOP_WORDS = frozenset(
 )
 # A lexeme longer than this is not a name anyone searches for (PostgreSQL's own limit is 2 KB).
 MAX_TERM_CHARS = 64
+#: Lexical search ranks about this many candidate chunks at most (the store caps it at twice this).
+#: Ranking costs ~10 us a chunk (its tsvector is read and ts_rank computed): 2,000 keep lexical
+#: search near 25 ms on 2 cores at any index size (docs/benchmarks.md, B4).
+CANDIDATE_BUDGET = 1000
 
 
 def _camel_parts(piece: str) -> list[str]:
@@ -76,13 +82,44 @@ def query_terms(query: str) -> list[str]:
     return kept or found
 
 
-def tsquery(query: str) -> str | None:
-    """A `to_tsquery('simple', ...)` expression matching any term of the query; None if it has none.
+@dataclass(frozen=True)
+class LexicalQuery:
+    """How the lexical ranking runs: `match` selects the candidate chunks (a bounded number of them),
+    `rank` orders them (every query term counts)."""
 
-    Terms are word characters only, so they need no quoting.
+    match: str
+    rank: str
+
+
+def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks: float,
+         budget: int = CANDIDATE_BUDGET) -> LexicalQuery:
+    """Choose which terms select candidates so that about `budget` chunks are ranked, rarest terms first.
+
+    `share` is the fraction of chunks holding a term, from the planner's statistics of the most
+    common terms; `least` is the smallest share listed there, and an unlisted term counts as half of
+    it (as PostgreSQL's own estimate does). `chunks` is the number of chunks. Rare terms
+    select candidates until their estimated matches would pass the budget; the remaining common
+    terms select only chunks holding all of them. When every term is common, only chunks holding all
+    of them are candidates. Like IDF, this keeps words such as "get" or "file" from flooding the
+    ranking; with few chunks (under `budget`) every term selects, as a plain OR would.
     """
-    found = query_terms(query)
-    return " | ".join(found) if found else None
+    rows = {t: share.get(t, least / 2) * chunks for t in found}
+    ordered = sorted(found, key=lambda t: (rows[t], t))
+    rank = " | ".join(found)
+    if len(ordered) > 1 and rows[ordered[0]] > budget:
+        return LexicalQuery(" & ".join(found), rank)
+    rare: list[str] = []
+    spent = 0.0
+    for term in ordered:
+        if rare and spent + rows[term] > budget:
+            break
+        rare.append(term)
+        spent += rows[term]
+    common = [t for t in found if t not in rare]
+    selectors = list(rare)
+    if len(common) > 1:
+        selectors.append("(" + " & ".join(common) + ")")
+    return LexicalQuery(" | ".join(selectors), rank)
 
 
 def identifiers(query: str) -> set[str]:

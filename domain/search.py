@@ -27,6 +27,8 @@ CANDIDATES_PER_RESULT = 5
 #: A chunk whose symbol is a name in the query counts as if it were first in more rankings of this
 #: total weight: as much as both rankings together, so the definition of a named identifier comes first.
 EXACT_BONUS_RANKINGS = SEMANTIC_WEIGHT + LEXICAL_WEIGHT
+#: Definitions are looked up for at most this many names of one query.
+MAX_NAMES = 8
 
 
 def search(store: Store, embedder: Embedder, query: str, project_id: str, limit: int = 10,
@@ -58,20 +60,40 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
         embed_ms = round((time.perf_counter() - embedding_started) * 1000, 2)
         rankings.append((SEMANTIC_WEIGHT, store.semantic_search(project, embedder.model_id, vector, wanted, filters)))
     if chosen in ("hybrid", "lexical"):
-        expression = lexical.tsquery(text)
-        rankings.append((LEXICAL_WEIGHT, store.lexical_search(project, expression, wanted, filters) if expression else []))
-    rows = _fused(rankings, lexical.identifiers(text) if chosen != "semantic" else set(), limit)
+        rankings.append((LEXICAL_WEIGHT, _lexical(store, project, text, wanted, filters)))
+    names = lexical.identifiers(text) if chosen != "semantic" else set()
+    rows = _fused(rankings, names, limit, _definitions(store, project, names, wanted, filters))
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
                           embedding_ms=embed_ms)
 
 
-def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int) -> list[Row]:
-    """Weighted reciprocal rank fusion of the rankings, exact definitions first, overlapping chunks collapsed."""
+def _lexical(store: Store, project: str, text: str, wanted: int, filters: SearchFilters) -> list[Row]:
+    found = lexical.query_terms(text)
+    if not found:
+        return []
+    plan = lexical.plan(found, *store.term_shares(found), budget=lexical.CANDIDATE_BUDGET)
+    return store.lexical_search(project, plan.match, plan.rank, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
+
+
+def _definitions(store: Store, project: str, names: set[str], wanted: int, filters: SearchFilters) -> list[Row]:
+    """Chunks defining a name of the query, whatever the rankings hold: a name used in thousands of
+    chunks selects no lexical candidates of its own (`lexical.plan`), yet its definition comes first."""
+    found = store.definitions(project, sorted(names)[:MAX_NAMES], wanted, filters)
+    return [row for row in found if _defines(row["symbol"], names)]
+
+
+def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
+           definitions: list[Row] | None = None) -> list[Row]:
+    """Weighted reciprocal rank fusion of the rankings, exact definitions first, overlapping chunks collapsed.
+
+    `definitions` join the pool without a rank of their own; the exact-name bonus ranks them."""
     bonus = EXACT_BONUS_RANKINGS if names else 0
     best = (sum(weight for weight, _ in rankings) + bonus) / (RRF_K + 1)
     fused: dict[int, Row] = {}
+    for row in definitions or []:
+        fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
     for weight, ranking in rankings:
         for rank, row in enumerate(ranking, start=1):
             hit = fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})

@@ -815,16 +815,60 @@ class Store:
             )
             return list(cur.fetchall())
 
-    def lexical_search(self, project_id: str, tsquery: str, limit: int, filters: SearchFilters) -> list[Row]:
-        """Chunks matching any query term, by ts_rank (symbol > path > body; length-normalised)."""
+    def lexical_search(self, project_id: str, match: str, rank: str, limit: int, filters: SearchFilters,
+                       cap: int) -> list[Row]:
+        """Chunks matching the `match` tsquery (at most `cap` of them), ordered by ts_rank under `rank`.
+
+        ts_rank weighs the symbol over the path over the body and normalises by length. `cap` bounds
+        the work when the statistics `term_shares` relies on are missing or stale.
+        """
         return self._all(
-            f"""SELECT {_HIT_COLUMNS}, ts_rank(c.lexemes, q, 1) AS score
-                FROM chunks c JOIN repositories r ON r.id = c.repository_id,
-                     to_tsquery('simple', %(tsquery)s) AS q
-                WHERE c.lexemes @@ q AND r.project_id = %(project)s AND {_FILTERS}
-                ORDER BY score DESC, c.id LIMIT %(limit)s""",
-            {"tsquery": tsquery, "project": project_id, "limit": limit, **filters.params()},
+            f"""WITH ranked AS MATERIALIZED (
+                    SELECT hit.id, ts_rank(hit.lexemes, to_tsquery('simple', %(rank)s), 1) AS score
+                    FROM (SELECT c.id, c.lexemes FROM chunks c JOIN repositories r ON r.id = c.repository_id
+                          WHERE c.lexemes @@ to_tsquery('simple', %(match)s) AND r.project_id = %(project)s
+                            AND {_FILTERS}
+                          LIMIT %(cap)s) AS hit
+                    ORDER BY score DESC, hit.id LIMIT %(limit)s)
+                SELECT {_HIT_COLUMNS}, ranked.score
+                FROM ranked JOIN chunks c ON c.id = ranked.id JOIN repositories r ON r.id = c.repository_id
+                ORDER BY ranked.score DESC, c.id""",
+            {"match": match, "rank": rank, "project": project_id, "limit": limit, "cap": cap, **filters.params()},
         )
+
+    def definitions(self, project_id: str, names: Sequence[str], limit: int, filters: SearchFilters) -> list[Row]:
+        """Chunks whose symbol ends with one of `names` (lowercased, underscores dropped), through the
+        symbol-suffix index; the caller keeps those that really define a name ("Server.serve", not "observe")."""
+        key = "reverse(lower(replace(c.symbol, '_', '')))"
+        ends = " OR ".join(f"{key} LIKE %(name{n})s" for n in range(len(names)))
+        return self._all(
+            f"""SELECT {_HIT_COLUMNS}, NULL::real AS score
+                FROM chunks c JOIN repositories r ON r.id = c.repository_id
+                WHERE c.symbol IS NOT NULL AND ({ends}) AND r.project_id = %(project)s AND {_FILTERS}
+                ORDER BY c.id LIMIT %(limit)s""",
+            {**{f"name{n}": f"{_like_literal(name[::-1])}%" for n, name in enumerate(names)},
+             "project": project_id, "limit": limit, **filters.params()},
+        ) if names else []
+
+    def term_shares(self, terms: Sequence[str]) -> tuple[dict[str, float], float, float]:
+        """PostgreSQL's own statistics of the lexeme column (kept by ANALYZE and autovacuum): the share
+        of chunks holding each of `terms` that is among the most common lexemes, the smallest share
+        it lists (every unlisted term is rarer), and the number of chunks. Before any ANALYZE: ({}, 0, 0)."""
+        row = self._one(
+            """SELECT (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) AS chunks,
+                      s.most_common_elem_freqs[array_length(s.most_common_elem_freqs, 1) - 2] AS least,
+                      (SELECT coalesce(jsonb_object_agg(u.term, u.share), '{}')
+                       FROM unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS u(term, share)
+                       WHERE u.term = ANY(%(terms)s)) AS shares
+               FROM (SELECT 1) AS one
+               LEFT JOIN pg_stats s ON s.tablename = 'chunks' AND s.attname = 'lexemes'
+                AND s.schemaname = (SELECT relnamespace::regnamespace::text FROM pg_class
+                                    WHERE oid = 'chunks'::regclass)""",
+            {"terms": list(terms)},
+        )
+        assert row is not None
+        shares = {k: float(v) for k, v in (row["shares"] or {}).items()}
+        return shares, float(row["least"] or 0.0), float(row["chunks"])
 
     def neighbour_chunks(self, spans: Sequence[tuple[int, int, int]]) -> list[Row]:
         """Chunks overlapping each (file_id, first_line, last_line) span, for context lines."""

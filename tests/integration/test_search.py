@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 import actors
-from domain import jobs, search
+from domain import jobs, lexical, search
 from domain.embedders import Embedder, make_embedder
 from domain.errors import InvalidInput
 from domain.settings import Settings
@@ -122,6 +122,35 @@ def test_a_query_without_terms_finds_nothing_lexically_but_still_semantically(in
                                                                             embedder: Embedder) -> None:
     assert search.search(indexed, embedder, "?!", "p1", mode="lexical").results == []
     assert search.search(indexed, embedder, "?!", "p1", mode="hybrid").results  # the semantic side answers
+
+
+def test_lexeme_statistics_give_each_common_term_its_share_of_the_chunks(indexed: Store) -> None:
+    with indexed.transaction() as cur:
+        cur.execute("ANALYZE chunks")
+        cur.execute("SELECT count(*) AS n, count(*) FILTER (WHERE lexemes @@ 'parsehttpdate') AS named FROM chunks")
+        counts = cur.fetchone()
+    shares, least, chunks = indexed.term_shares(["parsehttpdate", "nosuchterm"])
+    assert chunks == counts["n"]
+    assert shares["parsehttpdate"] == pytest.approx(counts["named"] / counts["n"], abs=0.01)
+    assert "nosuchterm" not in shares and 0 < least <= shares["parsehttpdate"]
+
+
+@pytest.mark.parametrize("query", ["parseHttpDate", "where is parse_http_date defined"])
+def test_a_definition_ranks_first_even_when_its_name_is_too_common_to_select_candidates(
+        indexed: Store, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, query: str) -> None:
+    """With a budget of one chunk the lexical ranking sees at most two arbitrary chunks that use the
+    name; the definition is found by its symbol and still comes first. Re-indexing the definition's
+    file moves its chunk behind the callers' in the table, where those two chunks are not taken."""
+    repo = Path(indexed.list_jobs("p1", None, 1)[0]["repo_path"])
+    (repo / "src" / "dates.py").write_text("# dates\n" + DEFINITION)
+    assert run_job(indexed, settings, embedder, repo).status == "completed"
+    with indexed.transaction() as cur:
+        cur.execute("ANALYZE chunks")
+    monkeypatch.setattr(lexical, "CANDIDATE_BUDGET", 1)
+    for mode in ("lexical", "hybrid"):
+        hits = search.search(indexed, embedder, query, "p1", mode=mode).results
+        assert hits[0].symbol == "parseHttpDate" and hits[0].file_path == "src/dates.py", (mode, hits[0])
+    assert len(search.search(indexed, embedder, "request headers", "p1", mode="lexical").results) <= 2
 
 
 def test_a_completed_job_builds_the_hnsw_index_in_the_background_and_filtered_queries_fill_limit(
