@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import threading
 import time
 from collections import Counter
@@ -260,6 +259,8 @@ class HashingEmbedder:
     """
 
     model_id = "hashing:v1"
+    #: Embedding a chunk (~0.1 ms) costs less than looking its vector up in the embedding cache.
+    cache_vectors = False
 
     def __init__(self, dim: int = 256) -> None:
         self._dim = dim
@@ -274,18 +275,21 @@ class HashingEmbedder:
         return [self._embed_one(text) for text in texts]
 
     def _embed_one(self, text: str) -> list[float]:
-        vector = [0.0] * self._dim
-        for token, count in Counter(split_identifiers(text)).items():
-            index, sign = self._bucket(token)
-            vector[index] += sign * (1.0 + math.log(count))  # sublinear: repeats matter less
-        norm = math.sqrt(sum(value * value for value in vector))
-        if norm == 0.0:  # no tokens, or tokens that cancelled out
-            vector[self._bucket("\x00empty")[0]] = 1.0
-            return vector
-        return [value / norm for value in vector]
+        counts = Counter(split_identifiers(text))
+        if not counts:
+            return self._empty()
+        buckets = np.array([_bucket(token, self._dim) for token in counts], dtype=np.float64).reshape(-1, 2)
+        weights = buckets[:, 1] * (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64)))  # sublinear
+        vector = np.bincount(buckets[:, 0].astype(np.intp), weights=weights, minlength=self._dim)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:  # tokens that cancelled out
+            return self._empty()
+        return list((vector / norm).tolist())
 
-    def _bucket(self, token: str) -> tuple[int, float]:
-        return _bucket(token, self._dim)
+    def _empty(self) -> list[float]:
+        vector = [0.0] * self._dim
+        vector[_bucket("\x00empty", self._dim)[0]] = 1.0
+        return vector
 
 
 @lru_cache(maxsize=200_000)

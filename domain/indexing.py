@@ -21,7 +21,7 @@ from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
 from domain.secrets import SecretPolicy
 from domain.settings import Settings
-from domain.store import ChunkRow, FileRow, Store
+from domain.store import ChunkRow, FileRow, Store, encode_vector
 
 log = logging.getLogger(__name__)
 FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its files
@@ -181,7 +181,7 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     done = int(batch["files_done"])
     entries: list[FileEntry] = [tuple(e) for e in batch["files"]][done:]
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
-    fresh: dict[str, Sequence[float]] = {}  # vectors computed since the last progress record
+    fresh: dict[str, str] = {}  # vectors computed since the last progress record
     recorded = time.monotonic()
     for entry in entries:
         if should_stop():
@@ -208,7 +208,7 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
 
 
 def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: str, repo_id: str, root: Path,
-                entry: FileEntry, previous: FileRow | None, fresh: dict[str, Sequence[float]]) -> int | None:
+                entry: FileEntry, previous: FileRow | None, fresh: dict[str, str]) -> int | None:
     """Chunks written for one file, -1 when skipped (unchanged or unreadable), None when the job stopped."""
     path, size, mtime_ns = entry
     if previous and previous.size_bytes == size and previous.mtime_ns == mtime_ns:
@@ -229,7 +229,7 @@ def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: st
 
 
 def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, file: FileRow, text: str,
-                     fresh: dict[str, Sequence[float]]) -> Iterator[ChunkRow]:
+                     fresh: dict[str, str]) -> Iterator[ChunkRow]:
     pieces = chunks_of(settings, file.path, text, line_token_counter(embedder), file.language)
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
     vectors = embed_cached(store, embedder, [_embedded_text(file.path, p) for p in pieces], fresh)
@@ -253,21 +253,25 @@ def chunks_of(settings: Settings, path: str, text: str,
                       window_lines=settings.chunk_max_lines, window_chars=settings.chunk_max_chars,
                       overlap=settings.chunk_overlap_lines)
 def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
-                 fresh: dict[str, Sequence[float]]) -> list[Sequence[float]]:
-    """One vector per text, embedding only texts with no cached vector for this embedder.
+                 fresh: dict[str, str]) -> list[str]:
+    """One vector per text (in the store's encoded form), embedding only texts with no cached vector.
 
     The cache key is (model id, sha256 of the exact embedded text), so a reverted edit, a re-index with
     force_reindex or an identical chunk elsewhere in the same file costs no embedding. Vectors computed
-    here are added to `fresh`, which the caller stores with its next progress record.
+    here are added to `fresh`, which the caller stores with its next progress record. An embedder
+    cheaper than a cache round trip (`cache_vectors = False`, the hashing embedder) skips the cache.
 
     Raises: as `embedder.embed`.
     """
+    if not getattr(embedder, "cache_vectors", True):
+        return [encode_vector(v) for v in embedder.embed(texts)]
     hashes = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
-    vectors: dict[str, Sequence[float]] = {h: fresh[h] for h in hashes if h in fresh}
+    vectors: dict[str, str] = {h: fresh[h] for h in hashes if h in fresh}
     vectors.update(store.cached_embeddings(embedder.model_id, [h for h in hashes if h not in vectors]))
     missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}.items())
     if missing:
-        computed = dict(zip((h for h, _ in missing), embedder.embed([t for _, t in missing]), strict=True))
+        computed = {h: encode_vector(v) for (h, _), v in
+                    zip(missing, embedder.embed([t for _, t in missing]), strict=True)}
         fresh.update(computed)
         vectors.update(computed)
     return [vectors[h] for h in hashes]
