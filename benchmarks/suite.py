@@ -49,9 +49,9 @@ def b0(args: argparse.Namespace, url: str) -> dict[str, Any]:
     fake = FakeOllama(dim=768)
     env = {"CODESEARCH_EMBEDDER": "ollama", "OLLAMA_HOST": fake.url, "CODESEARCH_OLLAMA_MODEL": "fake-768"}
     out: dict[str, Any] = {}
-    for name, copies in (("stdlib_1x", 1), ("stdlib_3x", 3)):
+    for name, copies, first in (("stdlib_1x", 1, 0), ("stdlib_3x", 3, 1)):  # no copy shared: no cache hits
         corpus = Path(tempfile.mkdtemp(prefix=f"cs-{name}-"))
-        sizes = build_corpus(corpus, copies, max_files=args.copy_files)
+        sizes = build_corpus(corpus, copies, max_files=args.copy_files, first=first)
         with Workers(url, env=env) as workers:
             before = fake.requests
             first = index(url, corpus, project=name)

@@ -245,6 +245,8 @@ class OllamaEmbedder:
         matrix = np.asarray(embeddings, dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape[0] != expected:
             raise EmbedderError(f"Ollama at {self._host} returned {len(embeddings)} vectors for {expected} texts")
+        if not np.isfinite(matrix).all():
+            raise EmbedderError(f"Ollama at {self._host} returned vectors with NaN or infinite components")
         if self._dim is None:
             self._dim = int(matrix.shape[1])
         return _normalised(matrix)

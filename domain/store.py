@@ -1013,9 +1013,17 @@ def _like_literal(text: str | None) -> str | None:
 def encode_vector(values: Sequence[float] | str) -> str:
     """A vector in the form the store keeps it (pgvector's text form); an encoded one passes through.
 
-    Encoding costs ~75 us for 384 floats: indexing encodes each new vector once, for its chunk and the
-    embedding cache alike. Five decimals exceed halfvec's precision for unit-vector components;
-    rounding in numpy and `str` of floats is ~5x faster than formatting each one."""
+    Components are written as integers of 1e-5 ("12345e-5" is 0.12345): five decimals exceed halfvec's
+    precision for unit-vector components, and integers format 2x faster than floats (~200 us for 768
+    of them). Indexing encodes each new vector once, for its chunk and the embedding cache alike.
+
+    Raises: ValueError for a vector with NaN or infinite components.
+    """
     if isinstance(values, str):
         return values
-    return "[" + ",".join(map(str, np.round(np.asarray(values, dtype=np.float64), 5).tolist())) + "]"
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError("a vector has NaN or infinite components")
+    if not array.size:
+        return "[]"
+    return "[" + "e-5,".join(map(str, np.rint(array * 1e5).astype(np.int64).tolist())) + "e-5]"

@@ -263,6 +263,10 @@ def fake_vector(text: str, dim: int) -> list[float]:
 class JsonHandler(BaseHTTPRequestHandler):
     """Base of the fake Ollama servers' handlers: JSON replies, no request logging."""
 
+    # Headers and body leave in two writes; with Nagle's algorithm the body would wait for the
+    # client's delayed ACK (tens of ms a request). Ollama (Go) sets TCP_NODELAY too.
+    disable_nagle_algorithm = True
+
     def _reply(self, status: int, payload: object) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
