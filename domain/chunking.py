@@ -100,6 +100,7 @@ class _Builder:
         parser = syntax.parser_for(language)
         assert parser is not None
         self.root = parser.parse(self.source).root_node
+        self.paths = syntax.definition_paths(language, self.root)
 
     def build(self) -> list[_Unit]:
         return self._container(self.root, 0, len(self.lines) - 1, None, "code")
@@ -129,15 +130,20 @@ class _Builder:
     def _members(self, node: Any) -> list[tuple[Any, tuple[str, str, Any]]]:
         """Definitions below `node` that are not inside another definition, in order."""
         found: list[tuple[Any, tuple[str, str, Any]]] = []
-        stack = list(reversed(node.named_children))
+        stack = self._below(node)
         while stack:
             child = stack.pop()
             info = syntax.definition(child, self.spec, self.source)
             if info is not None:
                 found.append((child, info))
             else:
-                stack.extend(reversed(child.named_children))
+                stack.extend(self._below(child))
         return found
+
+    def _below(self, node: Any) -> list[Any]:
+        """`node`'s named children that may hold a definition, last first."""
+        children = reversed(node.named_children)
+        return list(children) if self.paths is None else [c for c in children if c.id in self.paths]
 
     def _definition(self, inner: Any, start: int, end: int, symbol: str, kind: str) -> list[_Unit]:
         unit = self._unit(start, end, [symbol], kind, definition=True)

@@ -9,6 +9,7 @@ is missing is reported as such by `parser_for`, and the chunker falls back to li
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -102,6 +103,7 @@ _NAME_TYPES = {"identifier", "type_identifier", "constant", "simple_identifier",
 _FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "generator_function", "class"}
 
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=None)
@@ -126,6 +128,39 @@ def parser_for(language: str) -> Any | None:
     with _lock:  # Language objects are shared; loading them once is not thread-safe in lru_cache
         grammar = _language(language)
     return tree_sitter.Parser(grammar)
+
+
+@lru_cache(maxsize=None)
+def _definition_query(language: str) -> Any | None:
+    """A query capturing every node of a definition or wrapper type; None if the grammar lacks one."""
+    import tree_sitter
+
+    spec = SPECS[language]
+    with _lock:
+        grammar = _language(language)
+    pattern = " ".join(f"({kind}) @found" for kind in sorted(set(spec.definitions) | spec.wrappers))
+    try:
+        return tree_sitter.Query(grammar, pattern)
+    except tree_sitter.QueryError:
+        log.warning("no definition query for %s; walking its whole syntax trees", language)
+        return None
+
+
+def definition_paths(language: str, root: Any) -> set[int] | None:
+    """Ids of the nodes that are, or lie above, a node of a definition or wrapper type: the only
+    subtrees in which a definition can be found. The query runs in C; walking every node of a file
+    in Python (expressions, literals) took most of the chunking time. None: walk everything."""
+    import tree_sitter
+
+    query = _definition_query(language)
+    if query is None:
+        return None
+    paths: set[int] = set()
+    for node in tree_sitter.QueryCursor(query).captures(root).get("found", []):
+        while node is not None and node.id not in paths:
+            paths.add(node.id)
+            node = node.parent
+    return paths
 
 
 def is_classy(kind: str | None) -> bool:
