@@ -156,7 +156,8 @@ def definition_paths(language: str, root: Any) -> set[int] | None:
     if query is None:
         return None
     paths: set[int] = set()
-    for node in tree_sitter.QueryCursor(query).captures(root).get("found", []):
+    for found in tree_sitter.QueryCursor(query).captures(root).get("found", []):
+        node: Any = found
         while node is not None and node.id not in paths:
             paths.add(node.id)
             node = node.parent
