@@ -10,6 +10,7 @@ import hashlib
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class Store:
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._pid = -1
         self._lock = threading.Lock()
+        self._term_stats: tuple[float, dict[str, float], float, float] | None = None
 
     def _checkout(self) -> tuple[psycopg2.pool.ThreadedConnectionPool, Any]:
         """A pooled connection (and its pool, to return it to). Raises: DatabaseUnavailable."""
@@ -807,16 +809,17 @@ class Store:
         dim = len(vector)
         distance = f"(c.embedding::halfvec({dim})) <=> %(q)s::halfvec({dim})"
         with self.transaction() as cur:
-            cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(1000, max(40, 2 * limit))),))
             cur.execute(
-                f"""WITH nearest AS MATERIALIZED (
+                f"""SET LOCAL hnsw.iterative_scan = relaxed_order;
+                    SELECT set_config('hnsw.ef_search', %(ef)s, true);
+                    WITH nearest AS MATERIALIZED (
                         SELECT {_HIT_COLUMNS}, {distance} AS distance
                         FROM chunks c JOIN repositories r ON r.id = c.repository_id
                         WHERE c.embedding_model = %(model)s AND r.project_id = %(project)s AND {_FILTERS}
                         ORDER BY {distance} LIMIT %(limit)s)
                     SELECT *, 1 - distance AS score FROM nearest ORDER BY distance, id""",
                 {"q": encode_vector(vector), "model": model, "project": project_id, "limit": limit,
+                 "ef": str(min(1000, max(40, 2 * limit))),
                  **filters.params()},
             )
             return list(cur.fetchall())
@@ -859,22 +862,28 @@ class Store:
     def term_shares(self, terms: Sequence[str]) -> tuple[dict[str, float], float, float]:
         """PostgreSQL's own statistics of the lexeme column (kept by ANALYZE and autovacuum): the share
         of chunks holding each of `terms` that is among the most common lexemes, the smallest share
-        it lists (every unlisted term is rarer), and the number of chunks. Before any ANALYZE: ({}, 0, 0)."""
-        row = self._one(
-            """SELECT (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) AS chunks,
-                      s.most_common_elem_freqs[array_length(s.most_common_elem_freqs, 1) - 2] AS least,
-                      (SELECT coalesce(jsonb_object_agg(u.term, u.share), '{}')
-                       FROM unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS u(term, share)
-                       WHERE u.term = ANY(%(terms)s)) AS shares
-               FROM (SELECT 1) AS one
-               LEFT JOIN pg_stats s ON s.tablename = 'chunks' AND s.attname = 'lexemes'
-                AND s.schemaname = (SELECT relnamespace::regnamespace::text FROM pg_class
-                                    WHERE oid = 'chunks'::regclass)""",
-            {"terms": list(terms)},
-        )
-        assert row is not None
-        shares = {k: float(v) for k, v in (row["shares"] or {}).items()}
-        return shares, float(row["least"] or 0.0), float(row["chunks"])
+        it lists (every unlisted term is rarer), and the number of chunks. Before any ANALYZE: ({}, 0, 0).
+
+        The whole list (at most 1,000 lexemes) is read at most once a TERM_STATS_TTL_S: statistics
+        only change when the table is analysed, and reading them cost ~1.5 ms of every search."""
+        now = time.monotonic()
+        cached = self._term_stats
+        if cached is None or now - cached[0] > TERM_STATS_TTL_S:
+            row = self._one(
+                """SELECT (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) AS chunks,
+                          s.most_common_elem_freqs[array_length(s.most_common_elem_freqs, 1) - 2] AS least,
+                          (SELECT coalesce(jsonb_object_agg(u.term, u.share), '{}')
+                           FROM unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
+                                AS u(term, share) WHERE u.term IS NOT NULL) AS shares
+                   FROM (SELECT 1) AS one
+                   LEFT JOIN pg_stats s ON s.tablename = 'chunks' AND s.attname = 'lexemes'
+                    AND s.schemaname = (SELECT relnamespace::regnamespace::text FROM pg_class
+                                        WHERE oid = 'chunks'::regclass)""")
+            assert row is not None
+            shares = {k: float(v) for k, v in (row["shares"] or {}).items()}
+            cached = self._term_stats = (now, shares, float(row["least"] or 0.0), float(row["chunks"]))
+        _, shares, least, chunks = cached
+        return {t: shares[t] for t in terms if t in shares}, least, chunks
 
     def neighbour_chunks(self, spans: Sequence[tuple[int, int, int]]) -> list[Row]:
         """Chunks overlapping each (file_id, first_line, last_line) span, for context lines."""
@@ -966,6 +975,8 @@ def get_store(url: str) -> Store:
         return _stores[url]
 
 
+# How long the lexeme statistics of `term_shares` are reused.
+TERM_STATS_TTL_S = 60.0
 _HIT_COLUMNS = """c.id, c.file_id, c.path, r.name AS repository, r.root_path AS repository_path, c.language,
     c.symbol, c.kind, c.start_line, c.end_line, c.content"""
 # LIKE wildcards in user input are escaped by SearchFilters.params, so they match literally.
