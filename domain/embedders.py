@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import numpy as np
@@ -161,6 +163,13 @@ class LocalEmbedder:
         return _normalised(pooled.astype(np.float32))
 
 
+_T = TypeVar("_T")
+# One vector of an /api/embed reply: a flat JSON array, then the comma or bracket after it.
+_INNER_ARRAY = re.compile(r"\s*\[([^\[\]]*)\]\s*([,\]])")
+# Finite JSON numbers only (Ollama is Go; Python servers may write NaN or Infinity, which are not).
+_PLAIN_NUMBERS = re.compile(r"\[-?[0-9][0-9.eE+-]*(,-?[0-9][0-9.eE+-]*)*\]")
+
+
 class _Transient(Exception):
     """A failed attempt that may succeed if repeated (control flow, not an error); carries the reason."""
 
@@ -203,25 +212,52 @@ class OllamaEmbedder:
         """Raises: EmbedderUnavailable after retries; EmbedderModelMissing; EmbedderError."""
         vectors: list[list[float]] = []
         for batch in _batches(texts, self._batch_size):
-            vectors.extend(self._embed_with_retries(batch))
+            vectors.extend(self._with_retries(self._embed_once, batch))
         return vectors
 
-    def _embed_with_retries(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed_encoded(self, texts: Sequence[str]) -> list[str]:
+        """Like `embed`, but each vector in pgvector's text form, taken from Ollama's JSON as it is.
+
+        JSON numbers are already that form: decoding 768 floats per text into Python objects, only to
+        print them again for the store, was ~40% of an indexing worker's CPU (docs/benchmarks.md, B0).
+        These vectors are not normalised; search compares by cosine, which ignores length.
+
+        Raises: as `embed`.
+        """
+        vectors: list[str] = []
+        for batch in _batches(texts, self._batch_size):
+            vectors.extend(self._with_retries(self._encoded_once, batch))
+        return vectors
+
+    def _with_retries(self, attempt: Callable[[Sequence[str]], list[_T]], texts: Sequence[str]) -> list[_T]:
         reason = ""
-        for attempt in range(self._attempts):
-            if attempt:
-                self._sleep(min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))
+        for n in range(self._attempts):
+            if n:
+                self._sleep(min(self._max_delay, self._base_delay * 2 ** (n - 1)))
             try:
-                return self._embed_once(texts)
+                return attempt(texts)
             except _Transient as failure:
                 reason = str(failure)
         raise EmbedderUnavailable(f"{reason} (gave up after {self._attempts} attempts)")
 
     def _embed_once(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._transport_errors():
+            response = self._client.embed(model=self._model, input=list(texts))
+        return self._checked(response.embeddings, len(texts))
+
+    def _encoded_once(self, texts: Sequence[str]) -> list[str]:
+        # The ollama client's own request path (same errors as `embed`) without its JSON model.
+        with self._transport_errors():
+            response = self._client._request_raw(  # type: ignore[no-untyped-call]
+                "POST", "/api/embed", json={"model": self._model, "input": list(texts)})
+        return self._encoded(response.text, len(texts))
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
         # Worth retrying: the server is down, restarting, slow, or dropped the connection. The
         # ollama client turns httpx.ConnectError into the builtin ConnectionError; the rest arrive raw.
         try:
-            response = self._client.embed(model=self._model, input=list(texts))
+            yield
         except ConnectionError:
             raise _Transient(f"cannot reach Ollama at {self._host}: start it with `ollama serve`") from None
         except httpx.TimeoutException:
@@ -230,7 +266,28 @@ class OllamaEmbedder:
             raise _Transient(f"connection to Ollama at {self._host} failed: {error}") from None
         except ollama.ResponseError as error:
             raise self._classify(error) from None
-        return self._checked(response.embeddings, len(texts))
+
+    def _encoded(self, body: str, expected: int) -> list[str]:
+        """The vectors of an /api/embed reply as pgvector text, checked: count, dimensions, plain numbers."""
+        key = re.search(r'"embeddings"\s*:\s*\[', body)
+        vectors: list[str] = []
+        position = key.end() if key else -1
+        if key and not re.match(r"\s*\]", body[position:position + 64]):  # not an empty list
+            while inner := _INNER_ARRAY.match(body, position):
+                vectors.append("[" + "".join(inner.group(1).split()) + "]")
+                position = inner.end()
+                if inner.group(2) == "]":
+                    break
+        if key is None or len(vectors) != expected:
+            raise EmbedderError(f"Ollama at {self._host} returned {len(vectors)} vectors for {expected} texts")
+        dims = {v.count(",") + 1 for v in vectors}
+        if not all(_PLAIN_NUMBERS.fullmatch(v) for v in vectors) or len(dims) > 1 or (
+                self._dim is not None and dims != {self._dim}):
+            raise EmbedderError(f"Ollama at {self._host} returned vectors that are not {self._dim or 'equal'}-"
+                                "dimensional lists of finite numbers")
+        if self._dim is None and vectors:
+            self._dim = dims.pop()
+        return vectors
 
     def _classify(self, error: ollama.ResponseError) -> Exception:
         if error.status_code == 404 or "try pulling" in error.error:

@@ -261,6 +261,14 @@ def chunks_of(settings: Settings, path: str, text: str,
     return chunk_file(text, language or language_for(path, text[:200].split("\n", 1)[0]), limits,
                       window_lines=settings.chunk_max_lines, window_chars=settings.chunk_max_chars,
                       overlap=settings.chunk_overlap_lines)
+def _embedded(texts: Sequence[str], embedder: Embedder) -> list[str]:
+    """Vectors in the store's form: straight from the embedder when it can give that form (Ollama)."""
+    encoded = getattr(embedder, "embed_encoded", None)
+    if callable(encoded):
+        return list(encoded(texts))
+    return [encode_vector(v) for v in embedder.embed(texts)]
+
+
 def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
                  fresh: dict[str, str]) -> list[str]:
     """One vector per text (in the store's encoded form), embedding only texts with no cached vector.
@@ -273,14 +281,13 @@ def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
     Raises: as `embedder.embed`.
     """
     if not getattr(embedder, "cache_vectors", True):
-        return [encode_vector(v) for v in embedder.embed(texts)]
+        return _embedded(texts, embedder)
     hashes = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
     vectors: dict[str, str] = {h: fresh[h] for h in hashes if h in fresh}
     vectors.update(store.cached_embeddings(embedder.model_id, [h for h in hashes if h not in vectors]))
     missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}.items())
     if missing:
-        computed = {h: encode_vector(v) for (h, _), v in
-                    zip(missing, embedder.embed([t for _, t in missing]), strict=True)}
+        computed = dict(zip((h for h, _ in missing), _embedded([t for _, t in missing], embedder), strict=True))
         fresh.update(computed)
         vectors.update(computed)
     return [vectors[h] for h in hashes]

@@ -7,11 +7,13 @@ prometheus_client in multiprocess mode; see `monitoring.worker`.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.embedders import Embedder
+
+_V = TypeVar("_V")
 
 BATCH_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 EMBED_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -99,7 +101,10 @@ class InstrumentedEmbedder:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        found = getattr(self.inner, name)
+        if name == "embed_encoded":  # the same measurements as `embed`
+            return lambda texts: self._timed(found, texts)
+        return found
 
     @property
     def model_id(self) -> str:
@@ -110,10 +115,13 @@ class InstrumentedEmbedder:
         return self.inner.dim
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._timed(self.inner.embed, texts)
+
+    def _timed(self, call: Callable[[Sequence[str]], list[_V]], texts: Sequence[str]) -> list[_V]:
         m = indexing_metrics()
         started = time.perf_counter()
         try:
-            vectors = self.inner.embed(texts)
+            vectors = call(texts)
         except Exception as exc:
             m.embed_errors.labels(type(exc).__name__).inc()
             raise

@@ -35,3 +35,16 @@ def test_failed_calls_are_counted_by_error_type() -> None:
     with pytest.raises(TimeoutError):
         InstrumentedEmbedder(Broken()).embed(["x"])
     assert errors._value.get() == before + 1
+
+
+def test_encoded_embedding_is_measured_like_embedding() -> None:
+    class Encoding(HashingEmbedder):
+        def embed_encoded(self, texts: Sequence[str]) -> list[str]:
+            return ["[1,0]" for _ in texts]
+
+    sizes = indexing_metrics().embed_size
+    before = sizes._sum.get()
+    wrapped = InstrumentedEmbedder(Encoding())
+    assert wrapped.embed_encoded(["a", "b", "c"]) == ["[1,0]"] * 3
+    assert sizes._sum.get() == before + 3
+    assert not hasattr(InstrumentedEmbedder(HashingEmbedder()), "embed_encoded")

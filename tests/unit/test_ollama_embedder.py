@@ -36,6 +36,7 @@ class FakeOllama:
     failures_before_success: int = 0
     failure_status: int = 503
     hang: threading.Event | None = None  # when set, requests block until it is set
+    reply: object = None  # when set, every request gets this JSON body (status 200)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def wait_for_requests(self, count: int) -> bool:
@@ -58,6 +59,8 @@ def _handler(state: FakeOllama) -> type[JsonHandler]:
                 self._reply(404, {"error": "404 page not found"})
             elif failing:
                 self._reply(state.failure_status, {"error": "server busy"})
+            elif state.reply is not None:
+                self._reply(200, state.reply)
             elif body["model"] != MODEL:
                 self._reply(404, {"error": f'model "{body["model"]}" not found, try pulling it first'})
             else:
@@ -189,3 +192,52 @@ def test_a_server_that_does_not_answer_in_time_is_unavailable(fake: FakeOllama) 
     # The client gives up before the server answers, so count arrivals rather than replies.
     assert fake.wait_for_requests(3)
     assert fake.requests == 3
+
+
+def test_encoded_vectors_are_the_replys_numbers_as_pgvector_text(fake: FakeOllama) -> None:
+    texts = [f"text {i}" for i in range(10)]
+    encoded = _embedder(fake.host, batch_size=4).embed_encoded(texts)
+    assert fake.batch_sizes == [4, 4, 2]
+    assert all(v.startswith("[") and v.endswith("]") and " " not in v for v in encoded)
+    np.testing.assert_allclose([json.loads(v) for v in encoded], [fake_vector(t) for t in texts], atol=1e-12)
+
+
+def test_encoded_and_decoded_vectors_point_the_same_way(fake: FakeOllama) -> None:
+    embedder = _embedder(fake.host)
+    decoded = np.array(embedder.embed(["a", "b"]))
+    encoded = np.array([json.loads(v) for v in embedder.embed_encoded(["a", "b"])])
+    encoded /= np.linalg.norm(encoded, axis=1, keepdims=True)
+    np.testing.assert_allclose(encoded, decoded, atol=1e-6)
+    assert _embedder(fake.host).embed_encoded([]) == []
+
+
+@pytest.mark.parametrize("reply", [
+    {"model": MODEL, "embeddings": [[0.5, math.nan]]},
+    {"model": MODEL, "embeddings": [[0.5, math.inf]]},
+    {"model": MODEL, "embeddings": []},
+    {"model": MODEL, "embeddings": [[0.5, 0.5], [0.5, 0.5]]},
+    {"model": MODEL, "embeddings": [["0.5", "x"]]},
+    {"model": MODEL, "embeddings": [[[0.5]]]},
+    {"model": MODEL},
+    {"error": "surprise"},
+], ids=["nan", "infinity", "none", "too-many", "strings", "nested", "no-embeddings", "other"])
+def test_an_encoded_reply_that_is_not_one_list_of_finite_numbers_per_text_is_an_error(
+        fake: FakeOllama, reply: object) -> None:
+    fake.reply = reply
+    with pytest.raises(EmbedderError, match="Ollama at"):
+        _embedder(fake.host).embed_encoded(["one text"])
+
+
+def test_encoded_vectors_of_another_dimension_than_before_are_an_error(fake: FakeOllama) -> None:
+    embedder = _embedder(fake.host)
+    assert len(json.loads(embedder.embed_encoded(["a"])[0])) == DIM
+    fake.reply = {"model": MODEL, "embeddings": [[0.5, 0.5]]}
+    with pytest.raises(EmbedderError, match=f"not {DIM}-dimensional"):
+        embedder.embed_encoded(["b"])
+
+
+def test_encoded_embedding_fails_like_embedding(fake: FakeOllama) -> None:
+    with pytest.raises(EmbedderModelMissing, match="ollama pull other"):
+        _embedder(fake.host, model="other").embed_encoded(["a"])
+    with pytest.raises(EmbedderUnavailable, match="gave up after 3 attempts"):
+        _embedder(f"http://127.0.0.1:{_closed_port()}").embed_encoded(["a"])
