@@ -28,10 +28,6 @@ FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its 
 # Unchanged files are recorded at most this often (written files always are); it bounds how late a
 # batch notices a cancel or a lost lease while it runs through unchanged files.
 PROGRESS_INTERVAL_S = 1.0
-# Jobs are cut into at least this many batches (when they have the files): twice the worker threads
-# of the default Procfile (2 processes x 4 threads). With the local model a 60-file job was 2 batches,
-# and the pipeline reached 0.80 of the model's own throughput (docs/benchmarks.md, B2).
-MIN_BATCHES = 16
 _active: set[tuple[str, int, str]] = set()
 _active_lock = threading.Lock()
 
@@ -71,13 +67,14 @@ class BatchResult:
             self.bytes_indexed += size
 
 
-def split_batches(files: Sequence[DiscoveredFile], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
+def split_batches(files: Sequence[DiscoveredFile], max_files: int, max_bytes: int,
+                  min_count: int = 1) -> list[list[FileEntry]]:
     """Consecutive groups of files bounded by count and bytes (a single larger file gets its own batch).
 
-    A small job is still cut into about MIN_BATCHES batches, so that every worker thread gets a share
+    A small job is still cut into about `min_count` batches, so that every worker thread gets a share
     and no single large batch is left running alone at the end.
     """
-    max_files = min(max_files, max(1, -(-len(files) // MIN_BATCHES)))
+    max_files = min(max_files, max(1, -(-len(files) // min_count)))
     batches: list[list[FileEntry]] = []
     current: list[FileEntry] = []
     size = 0
@@ -112,7 +109,8 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     found = discover(root, max_file_bytes=settings.max_file_bytes, rules=settings.discovery_rules,
                      secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow))
     removed = store.delete_missing_files(repo["id"], [f.path for f in found.files])
-    batches = split_batches(found.files, settings.batch_max_files, settings.batch_max_bytes)
+    batches = split_batches(found.files, settings.batch_max_files, settings.batch_max_bytes,
+                            settings.batch_min_count)
     meta = {"skipped_by_reason": found.skipped, "files_removed": removed, "embedder": embedder.model_id}
     if not store.plan_batches(job_id, repo["id"], batches, len(found.files), meta):
         return None

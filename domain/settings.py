@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     exclude_globs: str = Field(default="", validation_alias=_env("CODESEARCH_EXCLUDE"))
     batch_max_files: int = Field(default=32, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_FILES"))
     batch_max_bytes: int = Field(default=512 * 1024, gt=0, validation_alias=_env("CODESEARCH_BATCH_MAX_BYTES"))
+    # A job with the files for it is cut into at least this many batches (smaller than the caps above),
+    # so every worker thread has a share: twice the threads of the default Procfile (2 processes x 4).
+    # With the local model a 60-file job was 2 batches, and the pipeline reached 0.80 of the model's
+    # own throughput (docs/benchmarks.md, B2).
+    batch_min_count: int = Field(default=16, ge=1, validation_alias=_env("CODESEARCH_BATCH_MIN_COUNT"))
     embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
     # Below this many chunks of one embedder an exact scan is fast (28 ms at 100k, FACTS.md)
     # and inserts stay cheap (HNSW inserts: ~550 rows/s); a job that reaches it has a worker build the index.

@@ -25,6 +25,9 @@ _home = Path(tempfile.mkdtemp(prefix="cs-test-home-"))
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["CODESEARCH_HOME"] = str(_home)
     os.environ["CODESEARCH_EMBEDDER"] = "hashing"
+    # Tests lay out batches with CODESEARCH_BATCH_MAX_FILES alone (tests/unit/test_batches.py covers
+    # the minimum count).
+    os.environ["CODESEARCH_BATCH_MIN_COUNT"] = "1"
     # Tests index repositories under the temp directory, and the docs examples index this checkout.
     os.environ["CODESEARCH_ALLOWED_ROOTS"] = os.pathsep.join([tempfile.gettempdir(), str(ROOT)])
     os.environ.pop("DATABASE_URL", None)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from domain.discovery import DiscoveredFile
-from domain.indexing import MIN_BATCHES, split_batches
+from domain.indexing import split_batches
+from domain.settings import Settings
 
 
 def files(n: int, size: int = 100) -> list[DiscoveredFile]:
@@ -11,16 +12,22 @@ def files(n: int, size: int = 100) -> list[DiscoveredFile]:
 
 
 def test_a_small_job_still_gets_a_batch_for_every_worker_thread() -> None:
-    batches = split_batches(files(60), max_files=32, max_bytes=10**9)
-    assert len(batches) == 15 >= MIN_BATCHES - 1 and {len(b) for b in batches} == {4}
+    batches = split_batches(files(60), max_files=32, max_bytes=10**9, min_count=16)
+    assert len(batches) == 15 and {len(b) for b in batches} == {4}
     assert [e[0] for b in batches for e in b] == [f.path for f in files(60)]  # every file once, in order
 
 
 def test_a_large_job_is_cut_by_the_file_and_byte_caps() -> None:
-    assert {len(b) for b in split_batches(files(1000), max_files=32, max_bytes=10**9)} == {32, 8}
-    assert {len(b) for b in split_batches(files(1000, size=300), max_files=32, max_bytes=3000)} == {10}
+    assert {len(b) for b in split_batches(files(1000), max_files=32, max_bytes=10**9, min_count=16)} == {32, 8}
+    assert {len(b) for b in split_batches(files(1000, size=300), max_files=32, max_bytes=3000, min_count=16)} == {10}
+    assert len(split_batches(files(60), max_files=32, max_bytes=10**9)) == 2  # no minimum
+
+
+def test_the_minimum_batch_count_is_a_setting_of_sixteen_by_default() -> None:
+    assert Settings.model_fields["batch_min_count"].default == 16  # the tests' environment sets 1
+    assert Settings(CODESEARCH_BATCH_MIN_COUNT=3).batch_min_count == 3
 
 
 def test_one_file_is_one_batch_and_none_is_none() -> None:
-    assert split_batches(files(1), max_files=32, max_bytes=10) == [[("f00000.py", 100, 0)]]
+    assert split_batches(files(1), max_files=32, max_bytes=10, min_count=16) == [[("f00000.py", 100, 0)]]
     assert split_batches([], max_files=32, max_bytes=10) == []
