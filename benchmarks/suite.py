@@ -96,6 +96,57 @@ def _batch_profile(url: str, job_id: str) -> dict[str, Any]:
     return {k: (round(float(v), 3) if v is not None else None) for k, v in {**row, **(planning or {})}.items()}
 
 
+def _stage_profile(url: str, files: int) -> dict[str, Any]:
+    """Where one thread's indexing time goes, stage by stage: `files` stdlib files indexed in this
+    process (hashing embedder) with a timer around each stage's function. Database time includes
+    the server's work for those statements; the rest of the wall time is reading, hashing and
+    bookkeeping in Python."""
+    from domain import indexing, jobs, lexical
+    from domain.settings import Settings
+    from domain.store import Store
+
+    stages = {"discovery": (indexing, "discover"), "chunking": (indexing, "chunks_of"),
+              "embedding": (indexing, "_embedded"), "lexical terms": (lexical, "document"),
+              "db: write chunks": (Store, "write_file"), "db: progress": (Store, "record_progress"),
+              "db: claim batch": (Store, "claim_batch"), "db: finish batch": (Store, "finish_batch"),
+              "db: plan": (Store, "plan_batches"), "db: aggregate": (Store, "aggregate_job")}
+    spent = dict.fromkeys(stages, 0.0)
+    originals = {name: getattr(owner, attr) for name, (owner, attr) in stages.items()}
+
+    def timed(name: str, call: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    corpus = Path(tempfile.mkdtemp(prefix="cs-stages-"))
+    build_corpus(corpus, 1, max_files=files, first=90)
+    settings, store = Settings(CODESEARCH_EMBEDDER="hashing"), Store(url)  # type: ignore[call-arg]
+    from domain.embedders import make_embedder
+
+    embedder = make_embedder(settings)
+    for name, (owner, attr) in stages.items():
+        setattr(owner, attr, timed(name, originals[name]))
+    try:
+        started = time.perf_counter()
+        status, _ = jobs.create_job(store, str(corpus), "stages", False)
+        for batch in indexing.plan_job(store, settings, embedder, status.job_id) or []:
+            indexing.index_batch(store, settings, embedder, status.job_id, batch)
+            store.aggregate_job(status.job_id)
+        wall = time.perf_counter() - started
+    finally:
+        for name, (owner, attr) in stages.items():
+            setattr(owner, attr, originals[name])
+    final = jobs.get_job(store, status.job_id)
+    return {"files": final.files_indexed, "chunks": final.chunks_created, "wall_s": round(wall, 2),
+            "chunks_per_s_one_thread": round(final.chunks_created / wall, 1),
+            "share": {name: round(t / wall, 3) for name, t in spent.items()} |
+                     {"other (reading, hashing, Python bookkeeping)": round(1 - sum(spent.values()) / wall, 3)}}
+
+
 def b2(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from domain.chunking import Limits, chunk_file
     from domain.discovery import language_for
@@ -148,6 +199,8 @@ def b1_to_b5(args: argparse.Namespace, url: str, which: set[str]) -> dict[str, A
         out["b3"] = _b3(url, corpus, env)
     if "b4" in which:
         out["b4"] = _b4(url, corpus, args, env)
+    # Last: its chunks would count in b4's index size.
+    out["b1"]["stages_one_thread"] = _stage_profile(url, args.stage_files)
     return out
 
 
@@ -288,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("which", choices=["b0", "b1", "b2", "b3", "b4", "b5", "all"])
     p.add_argument("--files", type=int, default=10_000, help="files in the big corpus (b1, b3, b4, b5)")
     p.add_argument("--b2-files", type=int, default=60, help="stdlib files embedded by the local model in b2")
+    p.add_argument("--stage-files", type=int, default=300, help="files of b1's in-process stage profile")
     p.add_argument("--rounds", type=int, default=5, help="passes over the query list in b4")
     p.add_argument("--copy-files", type=int, default=None, help="stdlib files per copy (default all; for smoke runs)")
     p.add_argument("--json-out", default=None)

@@ -26,7 +26,7 @@ def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path,
     out = tmp_path / "suite.json"
     done = subprocess.run(
         [sys.executable, "benchmarks/suite.py", "b4", "--files", "12", "--copy-files", "12", "--rounds", "1",
-         "--json-out", str(out)],
+         "--stage-files", "6", "--json-out", str(out)],
         cwd=ROOT, env=child_env(fresh_db), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -36,3 +36,6 @@ def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path,
     assert b4["chunks"] == corpus["chunks"]
     assert set(b4["hybrid/none"]["excluded"]) == {"p50", "p95", "p99"}
     assert b4["http_10_clients"]["calls"] == 10 * 10  # 10 clients, half the 20 queries each
+    stages = result["b1"]["stages_one_thread"]
+    assert stages["files"] == 6 and stages["chunks"] > 6
+    assert 0 < stages["share"]["chunking"] < 1 and 0 < stages["share"]["db: write chunks"] < 1
