@@ -147,4 +147,4 @@ def _record_plan(store: Store, job_id: str) -> None:
     # A redelivered planning message counts discovery's skips again; that only happens after a crash.
     job = store.get_job(job_id)
     if job is not None:
-        metrics.record_plan((job.get("metadata") or {}).get("skipped_by_reason") or {})
+        metrics.record_plan((job.get("metadata") or {}).get("skipped_by_reason") or {}, int(job["files_unchanged"]))

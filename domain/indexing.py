@@ -90,7 +90,10 @@ def split_batches(files: Sequence[DiscoveredFile], max_files: int, max_bytes: in
 
 
 def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) -> list[int] | None:
-    """Start a pending job: discover files, drop deleted ones, store the batches.
+    """Start a pending job: discover files, drop deleted ones, store batches of the new and changed ones.
+
+    A file with the size and mtime the index stored for it is counted as unchanged on the job and put
+    in no batch (with force_reindex every file is batched), so an unchanged re-index sends no batch.
 
     Returns the numbers of the batches still to run, or None when the job is not ours to plan
     (cancelled, or finished). A redelivered planning message re-plans idempotently.
@@ -105,14 +108,18 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
         return store.batch_numbers(job_id)
     root = Path(job["repo_path"])
     repo = store.upsert_repository(job["project_id"], job["repo_path"], job["repo_name"])
-    _check_embedder(store, repo, embedder, bool(job["force_reindex"]))
+    force = bool(job["force_reindex"])
+    _check_embedder(store, repo, embedder, force)
+    stamps = store.file_stamps(repo["id"])
     found = discover(root, max_file_bytes=settings.max_file_bytes, rules=settings.discovery_rules,
-                     secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow))
-    removed = store.delete_missing_files(repo["id"], [f.path for f in found.files])
-    batches = split_batches(found.files, settings.batch_max_files, settings.batch_max_bytes,
-                            settings.batch_min_count)
+                     secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow),
+                     known=None if force else stamps)
+    changes = found.changes(stamps)
+    removed = store.delete_files(repo["id"], changes.missing)
+    todo, unchanged = (found.files, 0) if force else (changes.changed, changes.unchanged)
+    batches = split_batches(todo, settings.batch_max_files, settings.batch_max_bytes, settings.batch_min_count)
     meta = {"skipped_by_reason": found.skipped, "files_removed": removed, "embedder": embedder.model_id}
-    if not store.plan_batches(job_id, repo["id"], batches, len(found.files), meta):
+    if not store.plan_batches(job_id, repo["id"], batches, len(found.files), unchanged, meta):
         return None
     return list(range(len(batches)))
 

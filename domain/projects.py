@@ -127,10 +127,8 @@ def _changed_files(store: Store, repository_id: str, root: Path, secrets: Secret
         found = discover(root, max_file_bytes=max_file_bytes, secrets=secrets)
     except (InvalidInput, OSError):
         return None
-    stored = store.file_stamps(repository_id)
-    on_disk = {f.path: (f.size, f.mtime_ns) for f in found.files}
-    changed = sum(1 for path, stamp in on_disk.items() if stored.get(path) != stamp)
-    return changed + sum(1 for path in stored if path not in on_disk)
+    changes = found.changes(store.file_stamps(repository_id))
+    return len(changes.changed) + len(changes.missing)
 
 
 def git_commit(root: Path) -> str | None:

@@ -9,9 +9,11 @@ matches it).
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TypeVar
 
 SKIP_REASON = "secret"
@@ -56,15 +58,19 @@ class SecretPolicy:
         return kept, len(items) - len(kept)
 
 
-def _matches(globs: Sequence[str], path: str, name: str) -> bool:
-    for glob in globs:
-        g = glob.lower()
-        if "/" in g:
-            if fnmatchcase(path, g) or fnmatchcase(path, "*/" + g):
-                return True
-        elif fnmatchcase(name, g):
-            return True
-    return False
+def _matches(globs: tuple[str, ...], path: str, name: str) -> bool:
+    by_name, by_path = _compiled(globs)
+    return bool(by_name.match(name) or by_path.match(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(globs: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two regexes for a glob list (one per file instead of one fnmatch a glob: discovery of 10k files
+    spent 0.4 s here): globs without "/" match the name, the others the path or any path suffix."""
+    lowered = [g.lower() for g in globs]
+    names = [fnmatch.translate(g) for g in lowered if "/" not in g]
+    paths = [fnmatch.translate(p) for g in lowered if "/" in g for p in (g, "*/" + g)]
+    return re.compile("|".join(names) or "(?!)"), re.compile("|".join(paths) or "(?!)")
 
 
 def _globs(text: str) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected,
 )
 JOB_COLUMNS = """id::text AS job_id, status, project_id, repo_path, repo_name, force_reindex,
-    progress_percentage, progress_message, files_scanned, files_indexed, files_skipped, chunks_created,
+    progress_percentage, progress_message, files_scanned, files_indexed, files_skipped, files_unchanged, chunks_created,
     batches_total, batches_done, error_type, error_message, created_at, started_at, completed_at,
     cancelled_at, repository_id::text AS repository_id, metadata"""
 
@@ -306,25 +306,28 @@ class Store:
                 (model, dim, repository_id),
             )
 
-    def delete_missing_files(self, repository_id: str, present: Sequence[str]) -> int:
-        """Remove files (and their chunks) that discovery no longer finds."""
+    def delete_files(self, repository_id: str, paths: Sequence[str]) -> int:
+        """Remove files (and their chunks) by path: those discovery no longer finds."""
+        if not paths:
+            return 0
         with self.transaction() as cur:
-            cur.execute(
-                "DELETE FROM files WHERE repository_id = %s AND NOT (path = ANY(%s))",
-                (repository_id, list(present)),
-            )
+            cur.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repository_id, list(paths)))
             return int(cur.rowcount)
 
     def plan_batches(self, job_id: str, repository_id: str, batches: Sequence[Sequence[tuple[str, int, int]]],
-                     files_scanned: int, metadata: dict[str, Any]) -> bool:
-        """Store a running job's batches and discovery result; False when the job is no longer running."""
+                     files_scanned: int, files_unchanged: int, metadata: dict[str, Any]) -> bool:
+        """Store a running job's batches and discovery result; False when the job is no longer running.
+
+        `files_unchanged` are the scanned files in no batch; `aggregate_job` counts them as skipped and done.
+        """
         with self.transaction() as cur:
             cur.execute(
-                """UPDATE indexing_jobs SET repository_id = %s, files_scanned = %s, batches_total = %s,
-                        metadata = metadata || %s, progress_message = %s
+                """UPDATE indexing_jobs SET repository_id = %s, files_scanned = %s, files_unchanged = %s,
+                        batches_total = %s, metadata = metadata || %s, progress_message = %s
                    WHERE id = %s AND status = 'running' RETURNING id""",
-                (repository_id, files_scanned, len(batches), psycopg2.extras.Json(metadata),
-                 f"Indexing {files_scanned} files in {len(batches)} batches", job_id),
+                (repository_id, files_scanned, files_unchanged, len(batches), psycopg2.extras.Json(metadata),
+                 f"Indexing {files_scanned - files_unchanged} new or changed files of {files_scanned} "
+                 f"in {len(batches)} batches", job_id),
             )
             if cur.fetchone() is None:
                 return False
@@ -603,14 +606,17 @@ class Store:
                 (job_id,),
             )
             agg = dict(cur.fetchone() or {})
+            # Files planning found unchanged are in no batch: they count as skipped and as processed.
             cur.execute(
-                f"""UPDATE indexing_jobs j SET files_indexed = %(indexed)s, files_skipped = %(skipped)s,
+                f"""UPDATE indexing_jobs j SET files_indexed = %(indexed)s,
+                        files_skipped = %(skipped)s + j.files_unchanged,
                         chunks_created = %(chunks)s, batches_done = %(done)s,
                         progress_percentage = GREATEST(j.progress_percentage,
                             CASE WHEN coalesce(j.files_scanned, 0) = 0 THEN 0
-                                 ELSE LEAST(99, floor(100.0 * %(processed)s / j.files_scanned)) END),
+                                 ELSE LEAST(99, floor(100.0 * (%(processed)s + j.files_unchanged) / j.files_scanned))
+                            END),
                         progress_message = format('Indexed %%s of %%s files (%%s chunks)',
-                            %(processed)s, j.files_scanned, %(chunks)s)
+                            %(processed)s + j.files_unchanged, j.files_scanned, %(chunks)s)
                     WHERE id = %(job_id)s AND status = 'running' RETURNING {JOB_COLUMNS}""",
                 {**agg, "job_id": job_id},
             )

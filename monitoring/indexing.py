@@ -19,7 +19,7 @@ BATCH_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 EMBED_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 EMBED_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 BATCH_OUTCOMES = ("completed", "failed", "cancelled")
-#: Files a batch counted as skipped: unchanged since the last run, or not decodable as text.
+#: Files counted as skipped by planning or a batch: unchanged since the last run, or not decodable as text.
 BATCH_SKIP_REASON = "unchanged_or_undecodable"
 
 
@@ -60,11 +60,14 @@ def indexing_metrics() -> IndexingMetrics:
     return IndexingMetrics()
 
 
-def record_plan(skipped_by_reason: Mapping[str, int]) -> None:
-    """Discovery's skips (ignored, binary, secret, ...) of a freshly planned job."""
+def record_plan(skipped_by_reason: Mapping[str, int], unchanged: int = 0) -> None:
+    """Discovery's skips (ignored, binary, secret, ...) of a freshly planned job, and the files planning
+    found unchanged (which no batch counts)."""
     m = indexing_metrics()
     for reason, count in skipped_by_reason.items():
         m.files_skipped.labels(reason).inc(count)
+    if unchanged:
+        m.files_skipped.labels(BATCH_SKIP_REASON).inc(unchanged)
 
 
 def record_batch(result: Mapping[str, Any], duration_s: float) -> None:

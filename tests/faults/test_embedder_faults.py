@@ -93,12 +93,14 @@ def test_reindexing_an_edited_tree_equals_a_fresh_index_and_an_unchanged_one_emb
     assert first > 0
     unchanged = _completed(fresh_db, start_job(fresh_db, repo))
     assert len(ollama.embedded()) == first and unchanged["files_indexed"] == 0
+    assert unchanged["batches_total"] == 0 and unchanged["files_skipped"] == unchanged["files_scanned"] == 60
     (repo / "pkg0/mod_0.py").write_text("def edited(x):\n    return x * 2\n")
     (repo / "pkg1/mod_1.py").unlink()
     (repo / "pkg_new/added.py").parent.mkdir()
     (repo / "pkg_new/added.py").write_text("def added():\n    return 'new'\n")
     edited = _completed(fresh_db, start_job(fresh_db, repo))
-    assert edited["files_indexed"] == 2
+    assert edited["files_indexed"] == 2 and edited["files_skipped"] == 58
+    assert edited["batches_total"] == 1  # the two changed files only (CODESEARCH_BATCH_MAX_FILES=8)
     assert {t.split("\n", 1)[0] for t in ollama.embedded()[first:]} == {"pkg0/mod_0.py", "pkg_new/added.py"}
     chunks = chunk_set(fresh_db, repo)
     assert duplicates(chunks) == [] and chunks == reference_chunk_set(repo)

@@ -12,7 +12,7 @@ from domain.embedders import Embedder, make_embedder
 from domain.errors import Conflict, EmbedderMismatch, InvalidInput, NotFound
 from domain.settings import Settings
 from domain.store import Store
-from tests.support import SAMPLE_REPO, make_repo
+from tests.support import SAMPLE_REPO, chunk_set, code_corpus, make_repo, reference_chunk_set
 
 
 @pytest.fixture
@@ -82,6 +82,68 @@ def test_reindexing_an_unchanged_repository_writes_nothing_and_edits_are_picked_
     paths = {r[0] for r in chunk_rows(store)}
     assert "docs/notes.md" not in paths and "src/new.py" in paths
     assert [r for r in chunk_rows(store) if r[0] == "web/app.ts"][0][3] != [r for r in before if r[0] == "web/app.ts"][0][3]
+
+
+def batched_paths(store: Store, job_id: str) -> list[list[str]]:
+    """The paths of each of a job's batches, in batch order."""
+    with store.transaction() as cur:
+        cur.execute("SELECT files FROM indexing_batches WHERE job_id = %s ORDER BY batch_no", (job_id,))
+        return [[f[0] for f in r["files"]] for r in cur.fetchall()]
+
+
+def test_an_unchanged_reindex_plans_no_batch_and_completes_with_every_file_skipped(
+        store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = code_corpus(tmp_path / "repo", 20)
+    run_job(store, settings, embedder, repo)
+    before = chunk_rows(store)
+    again = run_job(store, settings, embedder, repo)
+    assert again.status == "completed" and again.progress_percentage == 100
+    assert again.batches_total == 0 and batched_paths(store, again.job_id) == []
+    assert (again.files_scanned, again.files_skipped, again.files_indexed, again.chunks_created) == (20, 20, 0, 0)
+    assert chunk_rows(store) == before
+
+
+def test_one_edited_file_of_many_is_the_only_one_batched_and_the_index_equals_a_fresh_one(
+        store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = code_corpus(tmp_path / "repo", 20)
+    run_job(store, settings, embedder, repo)
+    edited = repo / "pkg3/mod_3.py"
+    edited.write_text(edited.read_text() + "\ndef added_later(x):\n    return x\n")
+    (repo / "pkg4/mod_4.py").unlink()
+    again = run_job(store, settings, embedder, repo)
+    assert batched_paths(store, again.job_id) == [["pkg3/mod_3.py"]]
+    assert (again.files_scanned, again.files_indexed, again.files_skipped) == (19, 1, 18)
+    assert again.status == "completed" and again.progress_percentage == 100
+    assert (store.get_job(again.job_id) or {})["metadata"]["files_removed"] == 1
+    chunks = chunk_set(store.url, repo)
+    assert "pkg4/mod_4.py" not in {c[0] for c in chunks}
+    assert chunks == reference_chunk_set(repo)
+
+
+def test_progress_counts_the_unchanged_files_and_a_repeated_aggregation_changes_nothing(
+        store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = code_corpus(tmp_path / "repo", 20)
+    run_job(store, settings, embedder, repo)
+    for i in range(4):
+        (repo / f"pkg{i}/mod_{i}.py").write_text(f"def rewritten_{i}():\n    return {i}\n")
+    status, _ = jobs.create_job(store, str(repo), "p1", False)
+    batches = indexing.plan_job(store, settings, embedder, status.job_id)
+    assert batches == [0, 1]  # 4 changed files, CODESEARCH_BATCH_MAX_FILES=2
+    indexing.index_batch(store, settings, embedder, status.job_id, 0)
+    first = store.aggregate_job(status.job_id)
+    assert first is not None and store.aggregate_job(status.job_id) == first
+    assert first["progress_percentage"] == 90  # (16 unchanged + 2 done) of 20
+    assert (first["files_skipped"], first["files_indexed"]) == (16, 2)
+
+
+def test_force_reindex_batches_and_rewrites_every_file(
+        store: Store, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    repo = code_corpus(tmp_path / "repo", 20)
+    run_job(store, settings, embedder, repo)
+    forced = run_job(store, settings, embedder, repo, force=True)
+    assert sorted(p for b in batched_paths(store, forced.job_id) for p in b) == sorted(
+        f"pkg{i % 12}/mod_{i}.py" for i in range(20))
+    assert (forced.files_scanned, forced.files_indexed, forced.files_skipped) == (20, 20, 0)
 
 
 def test_a_redelivered_batch_leaves_the_same_rows(store: Store, settings: Settings, embedder: Embedder,

@@ -134,6 +134,25 @@ def test_unreadable_files_and_directories_are_counted(tmp_path: Path) -> None:
     assert result.skipped == {"unreadable": 2}
 
 
+def test_a_file_with_its_indexed_size_and_mtime_is_kept_without_sniffing_its_content(tmp_path: Path) -> None:
+    nul = write(tmp_path, "indexed.py", b"x = 1\0\n")  # binary if sniffed
+    st = nul.stat()
+    found = discover(tmp_path, max_file_bytes=MAX, known={"indexed.py": (st.st_size, st.st_mtime_ns)})
+    assert [f.path for f in found.files] == ["indexed.py"]
+    stale = discover(tmp_path, max_file_bytes=MAX, known={"indexed.py": (st.st_size, st.st_mtime_ns + 1)})
+    assert stale.files == [] and stale.skipped == {"binary": 1}
+
+
+def test_changes_name_new_and_edited_files_count_unchanged_ones_and_list_missing_paths(tmp_path: Path) -> None:
+    for rel in ["same.py", "edited.py", "new.py"]:
+        write(tmp_path, rel)
+    found = discover(tmp_path, max_file_bytes=MAX)
+    stamp = {f.path: (f.size, f.mtime_ns) for f in found.files}
+    changes = found.changes({"same.py": stamp["same.py"], "edited.py": (0, 0), "gone.py": (1, 1)})
+    assert [f.path for f in changes.changed] == ["edited.py", "new.py"]
+    assert (changes.unchanged, changes.missing) == (1, ["gone.py"])
+
+
 def test_discover_rejects_a_root_that_is_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
         discover(write(tmp_path, "f.py"), max_file_bytes=MAX)
