@@ -28,6 +28,9 @@ FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its 
 # Unchanged files are recorded at most this often (written files always are); it bounds how late a
 # batch notices a cancel or a lost lease while it runs through unchanged files.
 PROGRESS_INTERVAL_S = 1.0
+# Texts embedded at once (see `_embedded`): the largest CODESEARCH_EMBED_BATCH_SIZE, so slices never
+# cut an embedder's own batches short.
+EMBED_SLICE = 256
 _active: set[tuple[str, int, str]] = set()
 _active_lock = threading.Lock()
 
@@ -267,11 +270,17 @@ def chunks_of(settings: Settings, path: str, text: str,
                       window_lines=settings.chunk_max_lines, window_chars=settings.chunk_max_chars,
                       overlap=settings.chunk_overlap_lines)
 def _embedded(texts: Sequence[str], embedder: Embedder) -> list[str]:
-    """Vectors in the store's form: straight from the embedder when it can give that form (Ollama)."""
+    """Vectors in the store's form: straight from the embedder when it can give that form (Ollama).
+
+    Embedded EMBED_SLICE texts at a time, so a file of thousands of chunks never holds all its
+    vectors as Python floats (32 bytes each: 25 MB for 1,000 chunks of 768 dimensions; at most
+    6 MB a slice)."""
     encoded = getattr(embedder, "embed_encoded", None)
-    if callable(encoded):
-        return list(encoded(texts))
-    return [encode_vector(v) for v in embedder.embed(texts)]
+    out: list[str] = []
+    for start in range(0, len(texts), EMBED_SLICE):
+        part = texts[start:start + EMBED_SLICE]
+        out += encoded(part) if callable(encoded) else [encode_vector(v) for v in embedder.embed(part)]
+    return out
 
 
 def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],

@@ -31,3 +31,24 @@ def test_the_minimum_batch_count_is_a_setting_of_sixteen_by_default() -> None:
 def test_one_file_is_one_batch_and_none_is_none() -> None:
     assert split_batches(files(1), max_files=32, max_bytes=10, min_count=16) == [[("f00000.py", 100, 0)]]
     assert split_batches([], max_files=32, max_bytes=10) == []
+
+
+def test_a_file_of_many_chunks_is_embedded_a_slice_at_a_time() -> None:
+    from collections.abc import Sequence
+
+    from domain.embedders import HashingEmbedder
+    from domain.indexing import EMBED_SLICE, embed_cached
+    from domain.store import Store
+
+    calls: list[int] = []
+
+    class Recording(HashingEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            calls.append(len(texts))
+            return super().embed(texts)
+
+    texts = [f"def f{i}(): return {i}" for i in range(2 * EMBED_SLICE + 10)]
+    vectors = embed_cached(Store("postgresql:///unused"), Recording(dim=8), texts, {})
+    assert calls == [EMBED_SLICE, EMBED_SLICE, 10]
+    assert len(vectors) == len(texts) and vectors[3] == embed_cached(
+        Store("postgresql:///unused"), HashingEmbedder(dim=8), [texts[3]], {})[0]
