@@ -27,10 +27,10 @@ def _running_batches(url: str) -> int:
         return int(cur.fetchone()["n"])  # type: ignore[index]
 
 
-def _assert_same_as_clean_run(url: str, repo: Path, job_id: str) -> None:
+def _assert_same_as_clean_run(url: str, repo: Path, job_id: str, files: int = FILES) -> None:
     final = final_job(url, job_id)
     assert final is not None and final["status"] == "completed", final
-    assert final["files_scanned"] == FILES and final["progress_percentage"] == 100
+    assert final["files_scanned"] == files and final["progress_percentage"] == 100
     chunks = chunk_set(url, repo)
     assert duplicates(chunks) == []
     assert chunks == reference_chunk_set(repo)
@@ -38,8 +38,10 @@ def _assert_same_as_clean_run(url: str, repo: Path, job_id: str) -> None:
 
 def test_a_job_completes_within_30_s_after_one_of_two_workers_is_killed(tmp_path: Path, fresh_db: str) -> None:
     repo = code_corpus(tmp_path / "crash", FILES)
-    doomed, survivor = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8"),
-                        WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8"))
+    # The 8 s lease of the other fault tests: recovery is lease + reaper interval (~13 s here, ~20 s
+    # with the default 15 s lease); a CI run once took 34.8 s with the default, over the 30 s bound.
+    doomed, survivor = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8", CODESEARCH_BATCH_LEASE_SECONDS="8"),
+                        WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="8", CODESEARCH_BATCH_LEASE_SECONDS="8"))
     try:
         doomed.start()
         survivor.start()
@@ -91,10 +93,11 @@ def _batches_held_by(url: str, group: WorkerGroup) -> list[tuple[int, str]]:
 
 def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
         tmp_path: Path, fresh_db: str) -> None:
-    repo = code_corpus(tmp_path / "stop", FILES)
-    # Large batches, so that the ones the stopping worker holds are still mid-way when SIGTERM lands.
-    stopping, staying = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="150"),
-                         WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="150"))
+    repo = code_corpus(tmp_path / "stop", 2 * FILES)
+    # Large batches, so that the ones the stopping worker holds are still mid-way when SIGTERM lands
+    # (150-file batches became fast enough to finish before it did, once in a CI run).
+    stopping, staying = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"),
+                         WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"))
     try:
         stopping.start()
         staying.start()
@@ -109,7 +112,7 @@ def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker
         wait_for(lambda: final_job(fresh_db, job_id), 60, interval_s=0.2, what="the job to finish")
         print(f"graceful shutdown took {shutdown_s:.1f} s")
         assert shutdown_s < 15  # well below finishing whole batches or waiting for a lease to expire
-        _assert_same_as_clean_run(fresh_db, repo, job_id)
+        _assert_same_as_clean_run(fresh_db, repo, job_id, files=2 * FILES)
         with get_store(fresh_db).transaction() as cur:
             cur.execute("SELECT batch_no, attempts, lease_owner FROM indexing_batches WHERE job_id = %s "
                         "AND batch_no = ANY(%s)", (job_id, [b for b, _ in held]))
