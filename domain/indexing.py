@@ -21,7 +21,7 @@ from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
 from domain.secrets import SecretPolicy
 from domain.settings import Settings
-from domain.store import ChunkRow, FileRow, Store, encode_vector
+from domain.store import ChunkRow, FileRow, Progress, Store, encode_vector
 
 log = logging.getLogger(__name__)
 FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its files
@@ -204,17 +204,17 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
         if should_stop():
             result.status = "released" if store.release_batch(job_id, batch_no, owner) else "lost"
             return result
-        outcome = _index_file(store, settings, embedder, job_id, repo_id, root, entry, known.get(entry[0]), fresh)
-        if outcome is None:
-            result.status = "cancelled"
-            return result
-        result.add(outcome, entry[1])
+        prepared = _prepared_file(store, settings, embedder, repo_id, root, entry, known.get(entry[0]), fresh)
+        result.add(len(prepared[1]) if prepared else -1, entry[1])
         done += 1
-        # Unchanged files cost a stat; recording each of them would cost a round trip more.
-        if outcome < 0 and not fresh and time.monotonic() - recorded < PROGRESS_INTERVAL_S:
-            continue
-        if not store.record_progress(job_id, batch_no, owner, settings.batch_lease_seconds,
-                                     {"files_done": done, **result.totals()}, embedder.model_id, fresh):
+        progress = Progress(job_id, batch_no, owner, settings.batch_lease_seconds, done, **result.totals())
+        if prepared:
+            held = store.write_file(progress, repo_id, *prepared, embedder.model_id, fresh)
+        elif not fresh and time.monotonic() - recorded < PROGRESS_INTERVAL_S:
+            continue  # unchanged files cost a stat; recording each of them would cost a round trip more
+        else:
+            held = store.record_progress(progress, embedder.model_id, fresh)
+        if not held:
             result.status = "cancelled" if store.job_state(job_id) != "running" else "lost"
             return result
         fresh.clear()
@@ -224,25 +224,23 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     return result
 
 
-def _index_file(store: Store, settings: Settings, embedder: Embedder, job_id: str, repo_id: str, root: Path,
-                entry: FileEntry, previous: FileRow | None, fresh: dict[str, str]) -> int | None:
-    """Chunks written for one file, -1 when skipped (unchanged or unreadable), None when the job stopped."""
+def _prepared_file(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
+                   entry: FileEntry, previous: FileRow | None,
+                   fresh: dict[str, str]) -> tuple[FileRow, list[ChunkRow]] | None:
+    """A file's row and embedded chunks to write, or None when it is skipped (unchanged or unreadable)."""
     path, size, mtime_ns = entry
     if previous and previous.size_bytes == size and previous.mtime_ns == mtime_ns:
-        return -1
+        return None
     text = read_text(root, path, max_file_bytes=settings.max_file_bytes)
     if text is None:
         log.info("skipping %s: unreadable, binary or not UTF-8", path)
-        return -1
+        return None
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     file = FileRow(path, language_for(path, text[:200].split("\n", 1)[0]), size, mtime_ns, digest)
     if previous and previous.content_hash == digest:
         store.touch_file(repo_id, file)
-        return -1
-    chunks = list(_embedded_chunks(store, settings, embedder, file, text, fresh))
-    if not store.write_file(job_id, repo_id, file, chunks, embedder.model_id):
         return None
-    return len(chunks)
+    return file, list(_embedded_chunks(store, settings, embedder, file, text, fresh))
 
 
 def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, file: FileRow, text: str,

@@ -43,9 +43,9 @@ def test_a_file_of_many_chunks_is_embedded_a_slice_at_a_time() -> None:
     calls: list[int] = []
 
     class Recording(HashingEmbedder):
-        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        def embed_encoded(self, texts: Sequence[str]) -> list[str]:
             calls.append(len(texts))
-            return super().embed(texts)
+            return super().embed_encoded(texts)
 
     texts = [f"def f{i}(): return {i}" for i in range(2 * EMBED_SLICE + 10)]
     vectors = embed_cached(Store("postgresql:///unused"), Recording(dim=8), texts, {})

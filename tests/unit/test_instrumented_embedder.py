@@ -47,4 +47,11 @@ def test_encoded_embedding_is_measured_like_embedding() -> None:
     wrapped = InstrumentedEmbedder(Encoding())
     assert wrapped.embed_encoded(["a", "b", "c"]) == ["[1,0]"] * 3
     assert sizes._sum.get() == before + 3
-    assert not hasattr(InstrumentedEmbedder(HashingEmbedder()), "embed_encoded")
+
+    class Plain:  # an embedder that can only give floats
+        model_id, dim = "plain", 2
+
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            return [[1.0, 0.0] for _ in texts]
+
+    assert not hasattr(InstrumentedEmbedder(Plain()), "embed_encoded")

@@ -12,8 +12,9 @@ def test_terms_hold_whole_identifiers_and_their_parts_without_underscores() -> N
 
 
 def test_a_chunk_document_weighs_symbol_path_and_body_apart() -> None:
-    assert lexical.document("src/http_utils.py", "Client.getJSON", "return x") == (
-        "client getjson get json", "src httputils http utils py", "return x")
+    assert lexical.document("src/http_utils.py", "Client.getJSON", "return get x") == (
+        "'client':1A 'getjson':1A 'get':1A,2 'json':1A 'src':1B 'httputils':1B 'http':1B 'utils':1B 'py':1B "
+        "'return':1 'x':1")
 
 
 def test_queries_drop_stop_words_unless_nothing_else_is_left() -> None:
@@ -24,28 +25,28 @@ def test_queries_drop_stop_words_unless_nothing_else_is_left() -> None:
 
 def test_without_statistics_every_term_selects_candidates() -> None:
     plan = lexical.plan(["read", "config", "file"], {}, 0.0, 0.0)
-    assert plan == lexical.LexicalQuery(match="config | file | read", rank="read | config | file")
+    assert plan == lexical.LexicalQuery(match="'config' | 'file' | 'read'", rank="'read' | 'config' | 'file'")
 
 
 def test_rare_terms_select_candidates_and_common_ones_only_together() -> None:
     # 1M chunks: "get" in 30%, "size" in 3%; "terminal" is unlisted (half the least listed share: 50 rows).
     plan = lexical.plan(["getterminalsize", "get", "terminal", "size"], {"get": 0.3, "size": 0.03}, 0.0001,
                         1_000_000, budget=2000)
-    assert plan.match == "getterminalsize | terminal | (get & size)"
-    assert plan.rank == "getterminalsize | get | terminal | size"  # every term still ranks
+    assert plan.match == "'getterminalsize' | 'terminal' | ('get' & 'size')"
+    assert plan.rank == "'getterminalsize' | 'get' | 'terminal' | 'size'"  # every term still ranks
 
 
 def test_rare_terms_stop_selecting_once_their_matches_pass_the_budget() -> None:
     shares = {"alpha": 0.0005, "beta": 0.001, "gamma": 0.0015}  # 500, 1000 and 1500 of 1M chunks
     # The rarest two fit the budget; gamma does not, and a lone common term selects nothing.
-    assert lexical.plan(["gamma", "beta", "alpha"], shares, 0.0005, 1_000_000, budget=2000).match == "alpha | beta"
-    assert lexical.plan(["gamma", "alpha"], shares, 0.0005, 1_000_000, budget=2000).match == "alpha | gamma"
+    assert lexical.plan(["gamma", "beta", "alpha"], shares, 0.0005, 1_000_000, budget=2000).match == "'alpha' | 'beta'"
+    assert lexical.plan(["gamma", "alpha"], shares, 0.0005, 1_000_000, budget=2000).match == "'alpha' | 'gamma'"
 
 
 def test_when_every_term_is_common_only_chunks_holding_all_of_them_are_candidates() -> None:
     shares = {"open": 0.03, "file": 0.12, "read": 0.05}
-    assert lexical.plan(["open", "file", "read"], shares, 0.001, 1_000_000).match == "open & file & read"
-    assert lexical.plan(["file"], shares, 0.001, 1_000_000).match == "file"  # the store caps its matches
+    assert lexical.plan(["open", "file", "read"], shares, 0.001, 1_000_000).match == "'open' & 'file' & 'read'"
+    assert lexical.plan(["file"], shares, 0.001, 1_000_000).match == "'file'"  # the store caps its matches
 
 
 def test_identifiers_are_code_like_names_or_a_lone_word() -> None:

@@ -6,11 +6,33 @@ import math
 
 import pytest
 
-from domain.store import encode_vector
+import numpy as np
+
+from domain.store import encode_vector, encode_vectors
 
 
 def test_components_are_rounded_to_five_decimals_in_a_form_pgvector_reads() -> None:
-    assert encode_vector([0.123456, -0.5, 0.0, 1.0]) == "[12346e-5,-50000e-5,0e-5,100000e-5]"
+    assert encode_vector([0.123456, -0.5, 0.0, 1.0]) == "[0012346e-5,-050000e-5,0000000e-5,0100000e-5]"
+
+
+def test_a_matrix_encodes_row_by_row_to_the_values_each_row_holds() -> None:
+    rng = np.random.default_rng(7)
+    matrix = rng.normal(size=(40, 33))
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    encoded = encode_vectors(matrix)
+    assert len(encoded) == 40
+    for text, row in zip(encoded, matrix, strict=True):
+        assert text.startswith("[") and text.endswith("]")
+        np.testing.assert_allclose([float(x) for x in text[1:-1].split(",")], row, atol=5e-6)
+
+
+def test_components_beyond_one_take_the_slow_path_with_the_same_values() -> None:
+    assert encode_vector([2.5, -12.000004, 0.5]) == "[250000e-5,-1200000e-5,50000e-5]"
+
+
+def test_an_empty_matrix_and_zero_dimensions_encode_to_nothing_and_empty_vectors() -> None:
+    assert encode_vectors(np.zeros((0, 4))) == []
+    assert encode_vectors(np.zeros((2, 0))) == ["[]", "[]"]
 
 
 def test_an_encoded_vector_passes_through_unchanged() -> None:

@@ -1,0 +1,72 @@
+"""The tsvector text `lexical.document` ranks exactly as PostgreSQL's own `to_tsvector` would, for the
+queries search ranks with: an OR of terms (`lexical.plan`'s `rank`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from domain import lexical
+from domain.settings import Settings
+from domain.indexing import chunks_of
+
+ROOT = Path(__file__).resolve().parents[2]
+QUERIES = ["store", "chunk | file", "write | file | store", "job | batch | lease", "vector", "settings | path"]
+PARSED = """setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('simple', %s), 'B')
+            || to_tsvector('simple', %s)"""
+
+
+def samples() -> list[tuple[str, str | None, str]]:
+    """(path, symbol, content) of every chunk of a few of this project's own files."""
+    out = []
+    for path in ("domain/store.py", "domain/indexing.py", "README.md"):
+        text = (ROOT / path).read_text()
+        out += [(path, c.symbol, c.content) for c in chunks_of(Settings(), path, text)]
+    return out
+
+
+def test_built_lexemes_rank_every_query_as_the_database_parser_would(fresh_db: str) -> None:
+    chunks = samples()
+    assert len(chunks) > 50
+    conn = psycopg2.connect(fresh_db)
+    try:
+        with conn.cursor() as cur:
+            for path, symbol, content in chunks:
+                built = lexical.document(path, symbol, content)
+                parts = (" ".join(lexical.terms(symbol or "")), " ".join(lexical.terms(path)),
+                         " ".join(lexical.terms(content)))
+                cur.execute(f"SELECT length(%s::tsvector) = length({PARSED}), "
+                            f"array(SELECT ts_rank(%s::tsvector, q::tsquery, 1) FROM unnest(%s::text[]) q) "
+                            f"= array(SELECT ts_rank({PARSED}, q::tsquery, 1) FROM unnest(%s::text[]) q)",
+                            (built, *parts, built, QUERIES, *parts, QUERIES))
+                same_length, same_ranks = cur.fetchone()
+                assert same_length and same_ranks, (path, symbol)
+    finally:
+        conn.close()
+
+
+def test_a_term_that_repeats_past_the_position_limit_keeps_as_many_positions_as_to_tsvector(fresh_db: str) -> None:
+    content = "retry " * 400
+    conn = psycopg2.connect(fresh_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT %s::tsvector::text = to_tsvector('simple', %s)::text",
+                        (lexical.document("", None, content), " ".join(lexical.terms(content))))
+            assert cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("term", ["o'neil", "back\\slash"])
+def test_quoted_terms_are_single_lexemes_even_with_quotes_and_backslashes(fresh_db: str, term: str) -> None:
+    conn = psycopg2.connect(fresh_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT (%s::tsquery)::text, array_length(tsvector_to_array(%s::tsvector), 1)",
+                        (lexical.quoted(term), lexical.quoted(term)))
+            text, count = cur.fetchone()
+            assert count == 1 and text == lexical.quoted(term)
+    finally:
+        conn.close()
