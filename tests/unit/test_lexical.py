@@ -80,3 +80,16 @@ def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best(
     best = _fused([(SEMANTIC_WEIGHT, [row(2, 11, 1, 5, "parseHttpDate")]),
                    (LEXICAL_WEIGHT, [row(2, 11, 1, 5, "parseHttpDate", semantic=False)])], {"parsehttpdate"}, limit=1)
     assert best[0]["score"] == 1.0
+
+
+def test_ascii_text_splits_into_the_same_identifiers_as_the_unicode_pattern() -> None:
+    import random
+    import re
+
+    rng = random.Random(3)
+    alphabet = "".join(map(chr, range(128)))
+    samples = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 200))) for _ in range(500)]
+    samples += ["def f(x_1):\n\treturn x_1 + __y__", "", " \x1c\x1d\x1e\x1f\x0b\x0c ", "_", "a\x00b"]
+    for text in samples:
+        assert lexical._identifiers(text) == re.findall(r"\w+", text), repr(text)
+    assert lexical._identifiers("naïve café_2 x") == ["naïve", "café_2", "x"]
