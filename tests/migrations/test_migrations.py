@@ -64,3 +64,28 @@ def test_job_table_rejects_unknown_status_and_out_of_range_progress(empty_db: st
                 continue
             raise AssertionError(f"{column}={value} was accepted")
     conn.close()
+
+
+def test_chunk_rows_with_768_dimension_vectors_stay_inline(empty_db: str) -> None:
+    migrate(empty_db)
+    conn = psycopg2.connect(empty_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO projects (id) VALUES ('p')")
+            cur.execute("INSERT INTO repositories (project_id, root_path, name) VALUES ('p', '/r', 'r') RETURNING id")
+            repo = cur.fetchone()[0]
+            cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
+                        "VALUES (%s, 'a.py', 'python', 1, 1, 'h') RETURNING id", (repo,))
+            file_id = cur.fetchone()[0]
+            vector = "[" + ",".join(["0.036"] * 768) + "]"  # 1.5 kB as halfvec
+            content = "".join(f"line_{n} = compute({n})\n" for n in range(40))  # ~1 kB
+            cur.execute("""INSERT INTO chunks (file_id, repository_id, path, language, start_line, end_line, content,
+                               content_hash, embedding, embedding_model)
+                           VALUES (%s, %s, 'a.py', 'python', 1, 40, %s, 'h', %s::halfvec, 'm')""",
+                        (file_id, repo, content, vector))
+            cur.execute("SELECT pg_column_size(embedding), pg_column_compression(content) FROM chunks")
+            assert cur.fetchone() == (4 + 4 + 768 * 2, None)  # stored whole (header, dims, halfs), uncompressed
+            cur.execute("SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'chunks'::regclass")
+            assert cur.fetchone()[0] == 0  # nothing went to the TOAST table
+    finally:
+        conn.close()
