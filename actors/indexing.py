@@ -40,7 +40,8 @@ retrying = {"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_back
 
 def _context() -> tuple[Settings, Store, Embedder]:
     settings = get_settings()
-    return settings, get_store(DATABASE_URL), metrics.InstrumentedEmbedder(get_embedder(settings))
+    embedder = get_embedder(settings, model_threads=settings.worker_model_threads)
+    return settings, get_store(DATABASE_URL), metrics.InstrumentedEmbedder(embedder)
 
 
 def _last_attempt() -> bool:

@@ -104,9 +104,10 @@ class LocalEmbedder:
     model_id = "local:all-MiniLM-L6-v2-int8"
     dim = 384
 
-    def __init__(self, batch_size: int = 8, max_tokens: int = 256) -> None:
+    def __init__(self, batch_size: int = 8, max_tokens: int = 256, threads: int = 0) -> None:
         # 256 word pieces is the model's training length; longer text is cut, not rejected.
         self._batch_size = batch_size
+        self._threads = threads  # of each inference; 0: onnxruntime's default (Settings.worker_model_threads)
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
@@ -141,7 +142,7 @@ class LocalEmbedder:
         with self._lock:
             if self._loaded is None:
                 tokenizer = self._open_tokenizer()  # first: it is cheap and verifies the install
-                self._loaded = (self._open_session(), tokenizer)
+                self._loaded = (self._open_session(self._threads), tokenizer)
             return self._loaded
 
     def _open_tokenizer(self) -> Any:
@@ -153,11 +154,14 @@ class LocalEmbedder:
         return tokenizer
 
     @staticmethod
-    def _open_session() -> Any:
+    def _open_session(threads: int) -> Any:
         import onnxruntime
 
         path = _model_path()
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def _embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         session, tokenizer = self._load()
@@ -379,8 +383,9 @@ def _bucket(token: str, dim: int) -> tuple[int, float]:
     return digest % dim, 1.0 if (digest >> 63) else -1.0
 
 
-def make_embedder(settings: Settings) -> Embedder:
-    """A new embedder of the kind `settings.embedder` names."""
+def make_embedder(settings: Settings, model_threads: int = 0) -> Embedder:
+    """A new embedder of the kind `settings.embedder` names; a local model's inferences use
+    `model_threads` threads each (0: onnxruntime's default, one per core)."""
     if settings.embedder == "ollama":
         return OllamaEmbedder(
             settings.ollama_host, settings.ollama_model, settings.ollama_timeout_seconds,
@@ -388,21 +393,21 @@ def make_embedder(settings: Settings) -> Embedder:
         )
     if settings.embedder == "hashing":
         return HashingEmbedder()
-    return LocalEmbedder(batch_size=settings.embed_batch_size)
+    return LocalEmbedder(batch_size=settings.embed_batch_size, threads=model_threads)
 
 
-_cache: dict[tuple[str, str, str], Embedder] = {}
+_cache: dict[tuple[str, str, str, int], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
-def get_embedder(settings: Settings) -> Embedder:
-    """The process-wide embedder for these settings, created on first request.
+def get_embedder(settings: Settings, model_threads: int = 0) -> Embedder:
+    """The process-wide embedder for these settings, created on first request (see `make_embedder`).
 
-    Keyed by (embedder, ollama_host, ollama_model) only: the first caller's batch size and
-    timeout win, which is fine while one process reads one set of settings.
+    Keyed by (embedder, ollama_host, ollama_model, model_threads) only: the first caller's batch size
+    and timeout win, which is fine while one process reads one set of settings.
     """
-    key = (settings.embedder, settings.ollama_host, settings.ollama_model)
+    key = (settings.embedder, settings.ollama_host, settings.ollama_model, model_threads)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = make_embedder(settings)
+            _cache[key] = make_embedder(settings, model_threads)
         return _cache[key]

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # own throughput (docs/benchmarks.md, B2).
     batch_min_count: int = Field(default=16, ge=1, validation_alias=_env("CODESEARCH_BATCH_MIN_COUNT"))
     embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
+    # Threads of each local-model inference in a worker (0: onnxruntime's default, one per core). A
+    # worker runs processes x threads inferences at once (8 with the Procfile, on 2 cores here), so
+    # threads within one inference only compete with the others: 2 x 4 workers embedded 20.4 chunks/s
+    # with the default and 22.3 with 1, against 23.1 for one inference at a time with the default
+    # (docs/benchmarks.md, B2). The server and the CLI embed one query at a time and keep the default.
+    worker_model_threads: int = Field(default=1, ge=0, le=256,
+                                      validation_alias=_env("CODESEARCH_WORKER_MODEL_THREADS"))
     # Below this many chunks of one embedder an exact scan is fast (28 ms at 100k, FACTS.md)
     # and inserts stay cheap (HNSW inserts: ~550 rows/s); a job that reaches it has a worker build the index.
     hnsw_min_chunks: int = Field(default=100_000, ge=0, validation_alias=_env("CODESEARCH_HNSW_MIN_CHUNKS"))

