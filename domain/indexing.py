@@ -74,10 +74,14 @@ def split_batches(files: Sequence[DiscoveredFile], max_files: int, max_bytes: in
                   min_count: int = 1) -> list[list[FileEntry]]:
     """Consecutive groups of files bounded by count and bytes (a single larger file gets its own batch).
 
-    A small job is still cut into about `min_count` batches, so that every worker thread gets a share
-    and no single large batch is left running alone at the end.
+    A small job is still cut into about `min_count` batches of about equal bytes, so that every worker
+    thread gets a share and no large batch is left running alone at the end: a 60-file job cut by
+    file count alone had batches of 10 to 627 chunks, and the local model's pipeline ran at 0.89 of
+    the model's throughput, almost all of it lost waiting for the last batches (docs/benchmarks.md, B2).
     """
     max_files = min(max_files, max(1, -(-len(files) // min_count)))
+    if files:  # and at most the bytes of that many files of average size
+        max_bytes = min(max_bytes, max_files * -(-sum(f.size for f in files) // len(files)))
     batches: list[list[FileEntry]] = []
     current: list[FileEntry] = []
     size = 0

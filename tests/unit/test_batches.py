@@ -23,6 +23,16 @@ def test_a_large_job_is_cut_by_the_file_and_byte_caps() -> None:
     assert len(split_batches(files(60), max_files=32, max_bytes=10**9)) == 2  # no minimum
 
 
+def test_a_small_job_of_unequal_files_is_cut_into_batches_of_about_equal_bytes() -> None:
+    sizes = [100] * 40 + [5000] + [100] * 19  # one file as large as all the others together
+    found = [DiscoveredFile(f"f{i:05d}.py", size, i) for i, size in enumerate(sizes)]
+    batches = split_batches(found, max_files=32, max_bytes=10**9, min_count=16)
+    weights = [sum(e[1] for e in b) for b in batches]
+    assert [("f00040.py", 5000, 40)] in batches  # the large file alone
+    assert max(w for w in weights if w != 5000) <= 4 * 10_000 // 60 + 100  # 4 files of average size
+    assert [e[0] for b in batches for e in b] == [f.path for f in found]
+
+
 def test_the_minimum_batch_count_is_a_setting_of_sixteen_by_default() -> None:
     assert Settings.model_fields["batch_min_count"].default == 16  # the tests' environment sets 1
     assert Settings(CODESEARCH_BATCH_MIN_COUNT=3).batch_min_count == 3
