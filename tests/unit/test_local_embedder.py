@@ -11,6 +11,7 @@ import pytest
 import domain.embedders as embedders
 from domain.embedders import LocalEmbedder
 from domain.errors import EmbedderModelMissing
+from domain.store import encode_vector
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,12 @@ def test_a_worker_embedder_runs_each_inference_on_the_threads_it_is_given() -> N
     assert single._load()[0].get_session_options().intra_op_num_threads == 1
     assert default._load()[0].get_session_options().intra_op_num_threads == 0  # onnxruntime decides
     np.testing.assert_allclose(single.embed(["def f(): pass"]), default.embed(["def f(): pass"]), atol=1e-5)
+
+
+def test_texts_batched_by_length_come_back_in_the_order_given(embedder: LocalEmbedder) -> None:
+    texts = [("def long_function(a, b):\n" + "    a = a + b\n" * 40), "x", "class Short: pass",
+             "import os\nimport sys\n", "y = 2", "def f():\n    return compute_everything(1, 2, 3)\n"]
+    together = np.array(embedder.embed(texts))  # batch_size 4: two sub-batches, neither in given order
+    alone = np.array([embedder.embed([t])[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+    assert embedder.embed_encoded(texts[:2]) == [encode_vector(v) for v in embedder.embed(texts[:2])]
