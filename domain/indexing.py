@@ -31,6 +31,12 @@ PROGRESS_INTERVAL_S = 1.0
 # Texts embedded at once (see `_embedded`): the largest CODESEARCH_EMBED_BATCH_SIZE, so slices never
 # cut an embedder's own batches short.
 EMBED_SLICE = 256
+# Chunks of consecutive files embedded together (see `_prepared_files`). Larger groups pad less and
+# fill more sub-batches, but a batch notices a cancel or a shutdown only between groups: 128 texts
+# are ~4 s of the local model on 2 cores.
+EMBED_GROUP_TEXTS = 128
+Chunked = tuple[FileRow, list[Chunk]]  # a file to write and its chunks, before embedding
+Prepared = tuple[FileRow, list[ChunkRow]]  # ... and after
 _active: set[tuple[str, int, str]] = set()
 _active_lock = threading.Lock()
 
@@ -204,11 +210,10 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
     fresh: dict[str, str] = {}  # vectors computed since the last progress record
     recorded = time.monotonic()
-    for entry in entries:
+    for entry, prepared in _prepared_files(store, settings, embedder, repo_id, root, entries, known, fresh):
         if should_stop():
             result.status = "released" if store.release_batch(job_id, batch_no, owner) else "lost"
             return result
-        prepared = _prepared_file(store, settings, embedder, repo_id, root, entry, known.get(entry[0]), fresh)
         result.add(len(prepared[1]) if prepared else -1, entry[1])
         done += 1
         progress = Progress(job_id, batch_no, owner, settings.batch_lease_seconds, done, **result.totals())
@@ -228,10 +233,30 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     return result
 
 
-def _prepared_file(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
-                   entry: FileEntry, previous: FileRow | None,
-                   fresh: dict[str, str]) -> tuple[FileRow, list[ChunkRow]] | None:
-    """A file's row and embedded chunks to write, or None when it is skipped (unchanged or unreadable)."""
+def _prepared_files(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
+                    entries: Sequence[FileEntry], known: dict[str, FileRow],
+                    fresh: dict[str, str]) -> Iterator[tuple[FileEntry, Prepared | None]]:
+    """Each entry, in order, with its file row and embedded chunks to write (None: skipped).
+
+    The chunks of consecutive files are embedded together, EMBED_GROUP_TEXTS or more at a time, so a
+    model's sub-batches are full and of similar lengths even where files are small. Files are read
+    and chunked ahead of the writes by at most one group.
+    """
+    group: list[tuple[FileEntry, Chunked | None]] = []
+    texts = 0
+    for entry in entries:
+        chunked = _chunked_file(store, settings, embedder, repo_id, root, entry, known.get(entry[0]))
+        group.append((entry, chunked))
+        texts += len(chunked[1]) if chunked else 0
+        if texts >= EMBED_GROUP_TEXTS:
+            yield from _embedded_group(store, embedder, group, fresh)
+            group, texts = [], 0
+    yield from _embedded_group(store, embedder, group, fresh)
+
+
+def _chunked_file(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
+                  entry: FileEntry, previous: FileRow | None) -> Chunked | None:
+    """A file's row and chunks, or None when it is skipped (unchanged or unreadable)."""
     path, size, mtime_ns = entry
     if previous and previous.size_bytes == size and previous.mtime_ns == mtime_ns:
         return None
@@ -244,18 +269,23 @@ def _prepared_file(store: Store, settings: Settings, embedder: Embedder, repo_id
     if previous and previous.content_hash == digest:
         store.touch_file(repo_id, file)
         return None
-    return file, list(_embedded_chunks(store, settings, embedder, file, text, fresh))
+    return file, chunks_of(settings, file.path, text, line_token_counter(embedder), file.language)
 
 
-def _embedded_chunks(store: Store, settings: Settings, embedder: Embedder, file: FileRow, text: str,
-                     fresh: dict[str, str]) -> Iterator[ChunkRow]:
-    pieces = chunks_of(settings, file.path, text, line_token_counter(embedder), file.language)
+def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[FileEntry, Chunked | None]],
+                    fresh: dict[str, str]) -> Iterator[tuple[FileEntry, Prepared | None]]:
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
-    vectors = embed_cached(store, embedder, [_embedded_text(file.path, p) for p in pieces], fresh)
-    for piece, vector in zip(pieces, vectors, strict=True):
-        digest = hashlib.sha256(piece.content.encode("utf-8", "surrogatepass")).hexdigest()
-        yield ChunkRow(piece.start_line, piece.end_line, piece.content, digest, vector, piece.symbol, piece.kind,
-                       lexical.document(file.path, piece.symbol, piece.content))
+    texts = [_embedded_text(c[0].path, piece) for _, c in group if c for piece in c[1]]
+    vectors = iter(embed_cached(store, embedder, texts, fresh))
+    for entry, chunked in group:
+        if chunked is None:
+            yield entry, None
+            continue
+        file, pieces = chunked
+        yield entry, (file, [ChunkRow(p.start_line, p.end_line, p.content,
+                                      hashlib.sha256(p.content.encode("utf-8", "surrogatepass")).hexdigest(),
+                                      next(vectors), p.symbol, p.kind, lexical.document(file.path, p.symbol, p.content))
+                             for p in pieces])
 
 
 def _embedded_text(path: str, chunk: Chunk) -> str:
