@@ -20,7 +20,7 @@ import numpy.typing as npt
 import ollama
 
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
-from domain.lexical import split_identifiers
+from domain.lexical import IDENTIFIER_CACHE, split_identifiers
 from domain.settings import Settings
 from domain.store import encode_vectors
 
@@ -389,7 +389,7 @@ class HashingEmbedder:
         return matrix
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=IDENTIFIER_CACHE)
 def _bucket(token: str, dim: int) -> tuple[int, float]:
     """A token's (index, sign), cached: code repeats its names."""
     digest = int.from_bytes(hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")

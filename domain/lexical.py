@@ -30,6 +30,10 @@ STOP_WORDS = frozenset(
 MAX_TERM_CHARS = 64
 #: Positions kept per lexeme of a chunk, as PostgreSQL's `to_tsvector` keeps (its MAXNUMPOS - 1).
 MAX_POSITIONS = 255
+#: Identifiers whose tokens and terms are cached. The caches must not grow with the corpus (a
+#: worker's memory would): the stdlib's 78,000 identifiers held 43 MB at the earlier 200,000, and
+#: 16,384 entries made indexing ~2% slower than that (docs/benchmarks.md, B5).
+IDENTIFIER_CACHE = 16_384
 #: Lexical search ranks about this many candidate chunks at most (the store caps it at twice this).
 #: Ranking costs ~10 us a chunk (its tsvector is read and ts_rank computed): 2,000 keep lexical
 #: search near 25 ms on 2 cores at any index size (docs/benchmarks.md, B4).
@@ -59,7 +63,7 @@ def _identifiers(text: str) -> list[str]:
     return found
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=IDENTIFIER_CACHE)
 def _split(identifier: str) -> tuple[str, ...]:
     """One identifier's tokens; cached, since code repeats its names (half the indexing time without)."""
     whole = identifier.strip("_").lower()
@@ -74,7 +78,7 @@ def terms(text: str) -> list[str]:
     return list(chain.from_iterable(map(_terms, _identifiers(text))))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=IDENTIFIER_CACHE)
 def _terms(identifier: str) -> tuple[str, ...]:
     return tuple(t for t in (tok.replace("_", "") for tok in _split(identifier)) if t and len(t) <= MAX_TERM_CHARS)
 
@@ -109,7 +113,7 @@ def _fixed_terms(text: str) -> Counter[str]:
     return Counter(terms(text))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _positions(symbol: int, path: int, body: int) -> str:
     """Positions 1..n, weighted A for the symbol's occurrences, B for the path's, then the body's (D,
     written without a letter); at most MAX_POSITIONS of them, as `to_tsvector` keeps."""
