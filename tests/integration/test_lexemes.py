@@ -8,9 +8,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from domain import lexical
-from domain.settings import Settings
+from domain import lexical, search
+from domain.embedders import make_embedder
 from domain.indexing import chunks_of
+from domain.settings import Settings
+from domain.store import Store
+from tests.integration.test_indexing_pipeline import run_job
+from tests.support import make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = ["store", "chunk | file", "write | file | store", "job | batch | lease", "vector", "settings | path"]
@@ -70,3 +74,17 @@ def test_quoted_terms_are_single_lexemes_even_with_quotes_and_backslashes(fresh_
             assert count == 1 and text == lexical.quoted(term)
     finally:
         conn.close()
+
+
+def test_non_ascii_and_quote_like_code_is_indexed_and_found_by_its_names(fresh_db: str, tmp_path: Path) -> None:
+    settings = Settings(CODESEARCH_EMBEDDER="hashing")  # type: ignore[call-arg]
+    embedder = make_embedder(settings)
+    repo = make_repo(tmp_path / "repo", {
+        "greet.py": "def grüße_an(name):\n    return f\"Grüße, {name}! It's \\\\ done\"\n",
+        "other.py": "def unrelated():\n    return 'x'\n",
+    })
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, repo).status == "completed"
+    for query in ("grüße", "grüße_an", "grüßean"):
+        hits = search.search(store, embedder, query, "p1", mode="lexical").results
+        assert hits and hits[0].symbol == "grüße_an", query
