@@ -187,19 +187,23 @@ def _check_models(store: Store, embedder: Embedder, project: str, repository: st
 
 def _with_context(store: Store, rows: list[Row]) -> list[SearchHit]:
     spans = [(r["file_id"], max(1, r["start_line"] - CONTEXT_LINES), r["end_line"] + CONTEXT_LINES) for r in rows]
+    details, neighbours = store.hit_details([r["id"] for r in rows], spans)
     lines: dict[int, dict[int, str]] = defaultdict(dict)
-    for chunk in store.neighbour_chunks(spans):
+    for chunk in neighbours:
         for offset, line in enumerate(chunk["content"].split("\n")):
             lines[chunk["file_id"]][chunk["start_line"] + offset] = line
     hits = []
     for r in rows:
+        d = details.get(r["id"])
+        if d is None:  # re-indexed away between the ranking and this read
+            continue
         known = lines[r["file_id"]]
         before = [known[n] for n in range(r["start_line"] - CONTEXT_LINES, r["start_line"]) if n in known]
         after = [known[n] for n in range(r["end_line"] + 1, r["end_line"] + 1 + CONTEXT_LINES) if n in known]
         hits.append(SearchHit(
-            file_path=r["path"], repository=r["repository"], repository_path=r["repository_path"],
-            language=r["language"], symbol=r["symbol"], kind=r["kind"], start_line=r["start_line"],
-            end_line=r["end_line"], score=round(float(r["score"]), 6), content=r["content"],
+            file_path=d["path"], repository=d["repository"], repository_path=d["repository_path"],
+            language=d["language"], symbol=d["symbol"], kind=d["kind"], start_line=d["start_line"],
+            end_line=d["end_line"], score=round(float(r["score"]), 6), content=d["content"],
             semantic_score=_rounded(r.get("semantic")), lexical_score=_rounded(r.get("lexical")),
             context_before="\n".join(before), context_after="\n".join(after),
         ))

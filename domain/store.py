@@ -840,12 +840,13 @@ class Store:
 
     def semantic_search(self, project_id: str, model: str, vector: Sequence[float], limit: int,
                         filters: SearchFilters) -> list[Row]:
-        """Nearest chunks by cosine distance, restricted to one project and one embedder.
+        """Nearest chunks by cosine distance, restricted to one project and one embedder, as ranking
+        rows (`_RANK_COLUMNS`, `distance`, `score`); `hit_details` reads the rest for the rows kept.
 
         Uses the embedder's HNSW index when the planner prefers it, with iterative scans so that a
-        filtered query still finds `limit` rows when they exist. The scan keeps only ids and
-        distances, and the columns are read for the `limit` nearest: an exact search over 20,100
-        chunks took 31.2 ms when it carried every row's columns through the sort, 22.9 ms without.
+        filtered query still finds `limit` rows when they exist. No content is carried through the
+        sort: an exact search over 20,100 chunks took 31.2 ms when it carried every row's columns,
+        22.9 ms without.
         """
         dim = len(vector)
         distance = f"(c.embedding::halfvec({dim})) <=> %(q)s::halfvec({dim})"
@@ -853,13 +854,12 @@ class Store:
             cur.execute(
                 f"""SET LOCAL hnsw.iterative_scan = relaxed_order;
                     SELECT set_config('hnsw.ef_search', %(ef)s, true);
-                    WITH nearest AS MATERIALIZED (
-                        SELECT c.id, {distance} AS distance
-                        FROM chunks c JOIN repositories r ON r.id = c.repository_id
-                        WHERE c.embedding_model = %(model)s AND r.project_id = %(project)s AND {_FILTERS}
-                        ORDER BY {distance} LIMIT %(limit)s)
-                    SELECT {_HIT_COLUMNS}, nearest.distance, 1 - nearest.distance AS score
-                    FROM nearest JOIN chunks c ON c.id = nearest.id JOIN repositories r ON r.id = c.repository_id
+                    SELECT {_RANK_COLUMNS}, nearest.distance, 1 - nearest.distance AS score
+                    FROM (SELECT c.id, {distance} AS distance
+                          FROM chunks c JOIN repositories r ON r.id = c.repository_id
+                          WHERE c.embedding_model = %(model)s AND r.project_id = %(project)s AND {_FILTERS}
+                          ORDER BY {distance} LIMIT %(limit)s) AS nearest
+                    JOIN chunks c ON c.id = nearest.id
                     ORDER BY nearest.distance, c.id""",
                 {"q": encode_vector(vector), "model": model, "project": project_id, "limit": limit,
                  "ef": str(min(1000, max(40, 2 * limit))),
@@ -869,32 +869,33 @@ class Store:
 
     def lexical_search(self, project_id: str, match: str, rank: str, limit: int, filters: SearchFilters,
                        cap: int) -> list[Row]:
-        """Chunks matching the `match` tsquery (at most `cap` of them), ordered by ts_rank under `rank`.
+        """Chunks matching the `match` tsquery (at most `cap` of them), ordered by ts_rank under `rank`,
+        as ranking rows (`_RANK_COLUMNS`, `score`).
 
         ts_rank weighs the symbol over the path over the body and normalises by length. `cap` bounds
         the work when the statistics `term_shares` relies on are missing or stale.
         """
         return self._all(
-            f"""WITH ranked AS MATERIALIZED (
-                    SELECT hit.id, ts_rank(hit.lexemes, %(rank)s::tsquery, 1) AS score
-                    FROM (SELECT c.id, c.lexemes FROM chunks c JOIN repositories r ON r.id = c.repository_id
-                          WHERE c.lexemes @@ %(match)s::tsquery AND r.project_id = %(project)s
-                            AND {_FILTERS}
-                          LIMIT %(cap)s) AS hit
-                    ORDER BY score DESC, hit.id LIMIT %(limit)s)
-                SELECT {_HIT_COLUMNS}, ranked.score
-                FROM ranked JOIN chunks c ON c.id = ranked.id JOIN repositories r ON r.id = c.repository_id
+            f"""SELECT {_RANK_COLUMNS}, ranked.score
+                FROM (SELECT hit.id, ts_rank(hit.lexemes, %(rank)s::tsquery, 1) AS score
+                      FROM (SELECT c.id, c.lexemes FROM chunks c JOIN repositories r ON r.id = c.repository_id
+                            WHERE c.lexemes @@ %(match)s::tsquery AND r.project_id = %(project)s
+                              AND {_FILTERS}
+                            LIMIT %(cap)s) AS hit
+                      ORDER BY score DESC, hit.id LIMIT %(limit)s) AS ranked
+                JOIN chunks c ON c.id = ranked.id
                 ORDER BY ranked.score DESC, c.id""",
             {"match": match, "rank": rank, "project": project_id, "limit": limit, "cap": cap, **filters.params()},
         )
 
     def definitions(self, project_id: str, names: Sequence[str], limit: int, filters: SearchFilters) -> list[Row]:
         """Chunks whose symbol ends with one of `names` (lowercased, underscores dropped), through the
-        symbol-suffix index; the caller keeps those that really define a name ("Server.serve", not "observe")."""
+        symbol-suffix index, as ranking rows; the caller keeps those that really define a name
+        ("Server.serve", not "observe")."""
         key = "reverse(lower(replace(c.symbol, '_', '')))"
         ends = " OR ".join(f"{key} LIKE %(name{n})s" for n in range(len(names)))
         return self._all(
-            f"""SELECT {_HIT_COLUMNS}, NULL::real AS score
+            f"""SELECT {_RANK_COLUMNS}, NULL::real AS score
                 FROM chunks c JOIN repositories r ON r.id = c.repository_id
                 WHERE c.symbol IS NOT NULL AND ({ends}) AND r.project_id = %(project)s AND {_FILTERS}
                 ORDER BY c.id LIMIT %(limit)s""",
@@ -928,17 +929,23 @@ class Store:
         _, shares, least, chunks = cached
         return {t: shares[t] for t in terms if t in shares}, least, chunks
 
-    def neighbour_chunks(self, spans: Sequence[tuple[int, int, int]]) -> list[Row]:
-        """Chunks overlapping each (file_id, first_line, last_line) span, for context lines."""
-        if not spans:
-            return []
-        return self._all(
-            """SELECT DISTINCT c.file_id, c.start_line, c.end_line, c.content
-               FROM chunks c JOIN unnest(%s::bigint[], %s::int[], %s::int[]) AS s(file_id, lo, hi)
-                 ON c.file_id = s.file_id AND c.start_line <= s.hi AND c.end_line >= s.lo""",
-            ([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans]),
-        )
-
+    def hit_details(self, ids: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> tuple[dict[int, Row], list[Row]]:
+        """The columns of the chunks a search returns (`_HIT_COLUMNS` by id), and the chunks overlapping
+        each (file_id, first_line, last_line) span, for context lines: one transaction, after fusion,
+        so that content is read for the results and not for every candidate of every ranking."""
+        if not ids:
+            return {}, []
+        with self.transaction() as cur:
+            cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c JOIN repositories r ON r.id = c.repository_id "
+                        "WHERE c.id = ANY(%s)", (list(ids),))
+            details = {row["id"]: row for row in cur.fetchall()}
+            cur.execute(
+                """SELECT DISTINCT c.file_id, c.start_line, c.end_line, c.content
+                   FROM chunks c JOIN unnest(%s::bigint[], %s::int[], %s::int[]) AS s(file_id, lo, hi)
+                     ON c.file_id = s.file_id AND c.start_line <= s.hi AND c.end_line >= s.lo""",
+                ([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans]),
+            )
+            return details, list(cur.fetchall())
 
     # --- projects --------------------------------------------------------------------------------
 
@@ -1020,6 +1027,8 @@ def get_store(url: str) -> Store:
 
 # How long the lexeme statistics of `term_shares` are reused.
 TERM_STATS_TTL_S = 60.0
+#: What fusion needs of a ranked chunk; the rest (`_HIT_COLUMNS`) is read for the results only.
+_RANK_COLUMNS = "c.id, c.file_id, c.symbol, c.start_line, c.end_line"
 _HIT_COLUMNS = """c.id, c.file_id, c.path, r.name AS repository, r.root_path AS repository_path, c.language,
     c.symbol, c.kind, c.start_line, c.end_line, c.content"""
 # LIKE wildcards in user input are escaped by SearchFilters.params, so they match literally.
