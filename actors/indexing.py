@@ -40,7 +40,7 @@ retrying = {"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_back
 
 def _context() -> tuple[Settings, Store, Embedder]:
     settings = get_settings()
-    embedder = get_embedder(settings, model_threads=settings.worker_model_threads)
+    embedder = get_embedder(settings, settings.worker_model_threads, settings.model_inferences)
     return settings, get_store(DATABASE_URL), metrics.InstrumentedEmbedder(embedder)
 
 

@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -104,10 +104,12 @@ class LocalEmbedder:
     model_id = "local:all-MiniLM-L6-v2-int8"
     dim = 384
 
-    def __init__(self, batch_size: int = 8, max_tokens: int = 256, threads: int = 0) -> None:
+    def __init__(self, batch_size: int = 8, max_tokens: int = 256, threads: int = 0, inferences: int = 0) -> None:
         # 256 word pieces is the model's training length; longer text is cut, not rejected.
         self._batch_size = batch_size
         self._threads = threads  # of each inference; 0: onnxruntime's default (Settings.worker_model_threads)
+        # Inferences running at once, the others wait (Settings.worker_model_inferences); 0: no limit.
+        self._gate = threading.BoundedSemaphore(inferences) if inferences else nullcontext()
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
@@ -173,8 +175,7 @@ class LocalEmbedder:
             options.intra_op_num_threads = threads
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    @staticmethod
-    def _run(session: Any, sequences: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+    def _run(self, session: Any, sequences: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         """Unit vectors of token sequences, padded (with id 0, [PAD]) to the longest of them."""
         ids = np.zeros((len(sequences), max(map(len, sequences))), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -182,7 +183,8 @@ class LocalEmbedder:
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, feeds)[0]
+        with self._gate:
+            hidden = session.run(None, feeds)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalised(pooled.astype(np.float32))
@@ -396,9 +398,10 @@ def _bucket(token: str, dim: int) -> tuple[int, float]:
     return digest % dim, 1.0 if (digest >> 63) else -1.0
 
 
-def make_embedder(settings: Settings, model_threads: int = 0) -> Embedder:
-    """A new embedder of the kind `settings.embedder` names; a local model's inferences use
-    `model_threads` threads each (0: onnxruntime's default, one per core)."""
+def make_embedder(settings: Settings, model_threads: int = 0, model_inferences: int = 0) -> Embedder:
+    """A new embedder of the kind `settings.embedder` names; a local model runs at most
+    `model_inferences` inferences at once (0: no limit), of `model_threads` threads each (0:
+    onnxruntime's default, one per core)."""
     if settings.embedder == "ollama":
         return OllamaEmbedder(
             settings.ollama_host, settings.ollama_model, settings.ollama_timeout_seconds,
@@ -406,21 +409,21 @@ def make_embedder(settings: Settings, model_threads: int = 0) -> Embedder:
         )
     if settings.embedder == "hashing":
         return HashingEmbedder()
-    return LocalEmbedder(batch_size=settings.embed_batch_size, threads=model_threads)
+    return LocalEmbedder(batch_size=settings.embed_batch_size, threads=model_threads, inferences=model_inferences)
 
 
-_cache: dict[tuple[str, str, str, int], Embedder] = {}
+_cache: dict[tuple[str, str, str, int, int], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
-def get_embedder(settings: Settings, model_threads: int = 0) -> Embedder:
+def get_embedder(settings: Settings, model_threads: int = 0, model_inferences: int = 0) -> Embedder:
     """The process-wide embedder for these settings, created on first request (see `make_embedder`).
 
-    Keyed by (embedder, ollama_host, ollama_model, model_threads) only: the first caller's batch size
-    and timeout win, which is fine while one process reads one set of settings.
+    Keyed by (embedder, ollama_host, ollama_model, model_threads, model_inferences) only: the first
+    caller's batch size and timeout win, which is fine while one process reads one set of settings.
     """
-    key = (settings.embedder, settings.ollama_host, settings.ollama_model, model_threads)
+    key = (settings.embedder, settings.ollama_host, settings.ollama_model, model_threads, model_inferences)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = make_embedder(settings, model_threads)
+            _cache[key] = make_embedder(settings, model_threads, model_inferences)
         return _cache[key]

@@ -58,13 +58,18 @@ class Settings(BaseSettings):
     # own throughput (docs/benchmarks.md, B2).
     batch_min_count: int = Field(default=16, ge=1, validation_alias=_env("CODESEARCH_BATCH_MIN_COUNT"))
     embed_batch_size: int = Field(default=8, gt=0, le=256, validation_alias=_env("CODESEARCH_EMBED_BATCH_SIZE"))
-    # Threads of each local-model inference in a worker (0: onnxruntime's default, one per core). A
-    # worker runs processes x threads inferences at once (8 with the Procfile, on 2 cores here), so
-    # threads within one inference only compete with the others: 2 x 4 workers embedded 20.4 chunks/s
-    # with the default and 22.3 with 1, against 23.1 for one inference at a time with the default
+    # Threads of each local-model inference in a worker (0: onnxruntime's default, one per core). The
+    # worker processes together run several inferences at once, so threads within one inference only
+    # compete with the others: 2 x 4 workers embedded 20.4 chunks/s with the default and 22.3 with 1
     # (docs/benchmarks.md, B2). The server and the CLI embed one query at a time and keep the default.
     worker_model_threads: int = Field(default=1, ge=0, le=256,
                                       validation_alias=_env("CODESEARCH_WORKER_MODEL_THREADS"))
+    # Local-model inferences one worker process runs at once (0: cores / 2, at least 1, for the
+    # Procfile's two processes). Its other threads chunk, write and wait meanwhile. With 2 x 4 workers
+    # on 2 cores, one at a time embedded as fast as four (34.42 against 34.33 chunks/s) in about half
+    # the memory (peak RSS 617/634 against 844/1,165 MiB; docs/benchmarks.md, B2).
+    worker_model_inferences: int = Field(default=0, ge=0, le=256,
+                                         validation_alias=_env("CODESEARCH_WORKER_MODEL_INFERENCES"))
     # Below this many chunks of one embedder an exact scan is fast (28 ms at 100k, FACTS.md)
     # and inserts stay cheap (HNSW inserts: ~550 rows/s); a job that reaches it has a worker build the index.
     hnsw_min_chunks: int = Field(default=100_000, ge=0, validation_alias=_env("CODESEARCH_HNSW_MIN_CHUNKS"))
@@ -134,6 +139,14 @@ class Settings(BaseSettings):
         """What discovery keeps, from these settings."""
         return Rules(max_file_bytes=self.max_file_bytes, max_line_chars=self.max_line_chars,
                      include=_globs(self.include_globs), exclude=_globs(self.exclude_globs))
+
+    @property
+    def model_inferences(self) -> int:
+        """`worker_model_inferences`, with 0 resolved to this machine's cores / 2 (at least 1)."""
+        if self.worker_model_inferences:
+            return self.worker_model_inferences
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores // 2)
 
     @property
     def pgdata(self) -> Path:

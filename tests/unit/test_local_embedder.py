@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +123,49 @@ def test_texts_batched_by_length_come_back_in_the_order_given(embedder: LocalEmb
     alone = np.array([embedder.embed([t])[0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=2e-5)
     assert embedder.embed_encoded(texts[:2]) == [encode_vector(v) for v in embedder.embed(texts[:2])]
+
+
+class _Overlap:
+    """The real session, counting how many of its runs are in flight at once."""
+
+    def __init__(self, session: object) -> None:
+        self.session, self.running, self.most = session, 0, 0
+        self.lock = threading.Lock()
+
+    def run(self, *args: object) -> object:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return self.session.run(*args)  # type: ignore[attr-defined]
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize("inferences", [1, 2])
+def test_a_worker_embedder_runs_at_most_its_inferences_at_once(inferences: int) -> None:
+    from domain.embedders import make_embedder
+    from domain.settings import Settings
+
+    settings = Settings(CODESEARCH_EMBEDDER="local", CODESEARCH_WORKER_MODEL_INFERENCES=str(inferences))  # type: ignore[call-arg]
+    gated = make_embedder(settings, settings.worker_model_threads, settings.model_inferences)
+    assert isinstance(gated, LocalEmbedder)
+    session, tokenizer = gated._load()
+    spy = _Overlap(session)
+    gated._loaded = (spy, tokenizer)
+    texts = [f"def f{i}(x):\n    return x * {i}\n" for i in range(24)]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda k: gated.embed(texts[k::6]), range(6)))
+    assert 1 <= spy.most <= inferences
+    expected = gated.embed(texts)
+    np.testing.assert_allclose([v for k in range(6) for v in results[k]],
+                               [v for k in range(6) for v in expected[k::6]], atol=2e-5)
+
+
+def test_worker_inferences_default_to_half_the_cores() -> None:
+    from domain.settings import Settings
+
+    cores = len(os.sched_getaffinity(0))
+    assert Settings().model_inferences == max(1, cores // 2)
+    assert Settings(CODESEARCH_WORKER_MODEL_INFERENCES="3").model_inferences == 3  # type: ignore[call-arg]
