@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import (  # noqa: E402
@@ -243,9 +245,16 @@ def _b4(url: str, corpus: Path, args: argparse.Namespace, env: dict[str, str]) -
     chunks = store.count_chunks(embedder.model_id)
     started = time.perf_counter()
     store.ensure_vector_index(embedder.model_id, embedder.dim)
-    with store.transaction() as cur:
-        cur.execute("ANALYZE chunks")
     out: dict[str, Any] = {"chunks": chunks, "hnsw_build_s": round(time.perf_counter() - started, 1)}
+    # Latency in steady state: autovacuum's first pass over the freshly loaded table (which waits for
+    # the index build, then runs for minutes on these cores) is done here, before any timing.
+    started = time.perf_counter()
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn, conn.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE) chunks")
+    conn.close()
+    out["vacuum_s"] = round(time.perf_counter() - started, 1)
     filters: dict[str, dict[str, str]] = {"none": {}, "language": {"language": "python"},
                                           "directory": {"directory": "copy_00/email"}}
     for mode in ("hybrid", "semantic", "lexical"):
