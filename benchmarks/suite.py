@@ -251,9 +251,11 @@ def _b4(url: str, corpus: Path, args: argparse.Namespace, env: dict[str, str]) -
     started = time.perf_counter()
     conn = psycopg2.connect(url)
     conn.autocommit = True
-    with conn, conn.cursor() as cur:
-        cur.execute("VACUUM (ANALYZE) chunks")
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("VACUUM (ANALYZE) chunks")
+    finally:
+        conn.close()
     out["vacuum_s"] = round(time.perf_counter() - started, 1)
     filters: dict[str, dict[str, str]] = {"none": {}, "language": {"language": "python"},
                                           "directory": {"directory": "copy_00/email"}}
