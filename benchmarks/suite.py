@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -314,15 +315,34 @@ def _http_clients(url: str, env: dict[str, str], clients: int, calls: int) -> di
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+        before = _cpu_s(server.pid)
         await asyncio.gather(*(client(n) for n in range(clients)))
+        spent.update({k: v - before[k] for k, v in _cpu_s(server.pid).items()})
 
+    spent: dict[str, float] = {}
     try:
         asyncio.run(run())
     finally:
         server.terminate()
         server.wait(30)
     return {"clients": clients, "calls": len(latencies), **percentiles(latencies),
-            "mean": round(statistics.fmean(latencies), 2)}
+            "mean": round(statistics.fmean(latencies), 2),
+            "cpu_ms_per_call": {k: round(v * 1000 / len(latencies), 2) for k, v in spent.items()}}
+
+
+def _cpu_s(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the MCP server, this process (the clients) and PostgreSQL's processes."""
+    def used(p: psutil.Process) -> float:
+        times = p.cpu_times()
+        return float(times.user + times.system)
+
+    postgres = 0.0
+    for proc in psutil.process_iter(["name"]):
+        try:
+            postgres += used(proc) if (proc.info["name"] or "").startswith("postgres") else 0.0
+        except psutil.Error:
+            continue
+    return {"server": used(psutil.Process(server_pid)), "clients": used(psutil.Process()), "postgres": postgres}
 
 
 def main() -> int:
