@@ -51,36 +51,39 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
     project = parse_project_id(project_id)
     filters = SearchFilters(_suffix(file_type), _prefix(directory), repository or None, _language(language))
     wanted = limit * CANDIDATES_PER_RESULT
+    scope = store.search_scope(project, filters.repository)
+    repos = [r["id"] for r in scope]
     rankings: list[tuple[float, list[Row]]] = []
     embed_ms = None
     if chosen in ("hybrid", "semantic"):
-        _check_models(store, embedder, project, repository)
+        _check_models(scope, embedder)
         embedding_started = time.perf_counter()
         vector = embedder.embed([text])[0]
         embed_ms = round((time.perf_counter() - embedding_started) * 1000, 2)
-        rankings.append((SEMANTIC_WEIGHT, store.semantic_search(project, embedder.model_id, vector, wanted, filters)))
+        rankings.append((SEMANTIC_WEIGHT, store.semantic_search(repos, embedder.model_id, vector, wanted, filters)
+                         if repos else []))
     if chosen in ("hybrid", "lexical"):
-        rankings.append((LEXICAL_WEIGHT, _lexical(store, project, text, wanted, filters)))
+        rankings.append((LEXICAL_WEIGHT, _lexical(store, repos, text, wanted, filters)))
     names = lexical.identifiers(text) if chosen != "semantic" else set()
-    rows = _fused(rankings, names, limit, _definitions(store, project, names, wanted, filters))
+    rows = _fused(rankings, names, limit, _definitions(store, repos, names, wanted, filters))
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
                           embedding_ms=embed_ms)
 
 
-def _lexical(store: Store, project: str, text: str, wanted: int, filters: SearchFilters) -> list[Row]:
+def _lexical(store: Store, repos: list[str], text: str, wanted: int, filters: SearchFilters) -> list[Row]:
     found = lexical.query_terms(text)
-    if not found:
+    if not found or not repos:
         return []
     plan = lexical.plan(found, *store.term_shares(found), budget=lexical.CANDIDATE_BUDGET)
-    return store.lexical_search(project, plan.match, plan.rank, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
+    return store.lexical_search(repos, plan.match, plan.rank, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
 
 
-def _definitions(store: Store, project: str, names: set[str], wanted: int, filters: SearchFilters) -> list[Row]:
+def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, filters: SearchFilters) -> list[Row]:
     """Chunks defining a name of the query, whatever the rankings hold: a name used in thousands of
     chunks selects no lexical candidates of its own (`lexical.plan`), yet its definition comes first."""
-    found = store.definitions(project, sorted(names)[:MAX_NAMES], wanted, filters)
+    found = store.definitions(repos, sorted(names)[:MAX_NAMES], wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
     return [row for row in found if _defines(row["symbol"], names)]
 
 
@@ -175,8 +178,8 @@ def _prefix(directory: str | None) -> str | None:
     return "/".join(parts) + "/" if parts else None
 
 
-def _check_models(store: Store, embedder: Embedder, project: str, repository: str | None) -> None:
-    others = [r for r in store.repository_models(project, repository) if r["embedding_model"] != embedder.model_id]
+def _check_models(scope: list[Row], embedder: Embedder) -> None:
+    others = [r for r in scope if r["embedding_model"] not in (None, embedder.model_id)]
     if others:
         names = ", ".join(f"{r['name']} ({r['embedding_model']})" for r in others[:5])
         raise EmbedderMismatch(

@@ -787,11 +787,18 @@ class Store:
 
     # --- search ---------------------------------------------------------------------------------
 
-    def repository_models(self, project_id: str, repository: str | None) -> list[Row]:
-        """The embedder of each indexed repository in scope of a search."""
+    def search_scope(self, project_id: str, repository: str | None) -> list[Row]:
+        """The repositories a search covers (the project's, or the one `repository` names by name or
+        root path), with their ids and embedders.
+
+        The ranking queries take these ids as constants rather than joining `repositories`: the
+        planner then estimates each repository's share of `chunks` from the column statistics. With
+        a join it assumed the average share, and once other projects shared the table it intersected
+        every lexical and definition lookup with all of the project's entries of the repository
+        index: 15-17 ms of a 20 ms lookup at 321k chunks (docs/benchmarks.md, 2026-12-01)."""
         return self._all(
-            """SELECT name, root_path, embedding_model, embedding_dim FROM repositories
-               WHERE project_id = %(project)s AND embedding_model IS NOT NULL
+            """SELECT id::text AS id, name, root_path, embedding_model, embedding_dim FROM repositories
+               WHERE project_id = %(project)s
                  AND (%(repo)s::text IS NULL OR name = %(repo)s OR root_path = %(repo)s)
                ORDER BY root_path""",
             {"project": project_id, "repo": repository},
@@ -838,9 +845,9 @@ class Store:
         finally:
             conn.close()
 
-    def semantic_search(self, project_id: str, model: str, vector: Sequence[float], limit: int,
+    def semantic_search(self, repositories: Sequence[str], model: str, vector: Sequence[float], limit: int,
                         filters: SearchFilters) -> list[Row]:
-        """Nearest chunks by cosine distance, restricted to one project and one embedder, as ranking
+        """Nearest chunks by cosine distance among `repositories` (ids, `search_scope`) and one embedder, as ranking
         rows (`_RANK_COLUMNS`, `distance`, `score`); `hit_details` reads the rest for the rows kept.
 
         Uses the embedder's HNSW index when the planner prefers it, with iterative scans so that a
@@ -856,19 +863,19 @@ class Store:
                     SELECT set_config('hnsw.ef_search', %(ef)s, true);
                     SELECT {_RANK_COLUMNS}, nearest.distance, 1 - nearest.distance AS score
                     FROM (SELECT c.id, {distance} AS distance
-                          FROM chunks c JOIN repositories r ON r.id = c.repository_id
-                          WHERE c.embedding_model = %(model)s AND r.project_id = %(project)s AND {_FILTERS}
+                          FROM chunks c
+                          WHERE c.embedding_model = %(model)s AND {_FILTERS}
                           ORDER BY {distance} LIMIT %(limit)s) AS nearest
                     JOIN chunks c ON c.id = nearest.id
                     ORDER BY nearest.distance, c.id""",
-                {"q": encode_vector(vector), "model": model, "project": project_id, "limit": limit,
+                {"q": encode_vector(vector), "model": model, "limit": limit,
                  "ef": str(min(1000, max(40, 2 * limit))),
-                 **filters.params()},
+                 **filters.params(repositories)},
             )
             return list(cur.fetchall())
 
-    def lexical_search(self, project_id: str, match: str, rank: str, limit: int, filters: SearchFilters,
-                       cap: int) -> list[Row]:
+    def lexical_search(self, repositories: Sequence[str], match: str, rank: str, limit: int,
+                       filters: SearchFilters, cap: int) -> list[Row]:
         """Chunks matching the `match` tsquery (at most `cap` of them), ordered by ts_rank under `rank`,
         as ranking rows (`_RANK_COLUMNS`, `score`).
 
@@ -878,30 +885,36 @@ class Store:
         return self._all(
             f"""SELECT {_RANK_COLUMNS}, ranked.score
                 FROM (SELECT hit.id, ts_rank(hit.lexemes, %(rank)s::tsquery, 1) AS score
-                      FROM (SELECT c.id, c.lexemes FROM chunks c JOIN repositories r ON r.id = c.repository_id
-                            WHERE c.lexemes @@ %(match)s::tsquery AND r.project_id = %(project)s
-                              AND {_FILTERS}
+                      FROM (SELECT c.id, c.lexemes FROM chunks c
+                            WHERE c.lexemes @@ %(match)s::tsquery AND {_FILTERS}
                             LIMIT %(cap)s) AS hit
                       ORDER BY score DESC, hit.id LIMIT %(limit)s) AS ranked
                 JOIN chunks c ON c.id = ranked.id
                 ORDER BY ranked.score DESC, c.id""",
-            {"match": match, "rank": rank, "project": project_id, "limit": limit, "cap": cap, **filters.params()},
+            {"match": match, "rank": rank, "limit": limit, "cap": cap, **filters.params(repositories)},
         )
 
-    def definitions(self, project_id: str, names: Sequence[str], limit: int, filters: SearchFilters) -> list[Row]:
-        """Chunks whose symbol ends with one of `names` (lowercased, underscores dropped), through the
-        symbol-suffix index, as ranking rows; the caller keeps those that really define a name
-        ("Server.serve", not "observe")."""
+    def definitions(self, repositories: Sequence[str], names: Sequence[str], limit: int, filters: SearchFilters,
+                    cap: int) -> list[Row]:
+        """Chunks of `repositories` whose symbol ends with one of `names` (lowercased, underscores
+        dropped), through the symbol-suffix index, as ranking rows; the caller keeps those that really
+        define a name ("Server.serve", not "observe").
+
+        Of at most `cap` suffix matches, the `limit` with the shortest symbols are returned: an exact
+        name is the shortest symbol that ends with it. The matches are gathered first (MATERIALIZED)
+        so that the planner cannot walk the primary key in order hoping to meet them early: it
+        misjudges how many symbols end with a name, and that walk took 473 ms at 421k chunks."""
         key = "reverse(lower(replace(c.symbol, '_', '')))"
         ends = " OR ".join(f"{key} LIKE %(name{n})s" for n in range(len(names)))
         return self._all(
-            f"""SELECT {_RANK_COLUMNS}, NULL::real AS score
-                FROM chunks c JOIN repositories r ON r.id = c.repository_id
-                WHERE c.symbol IS NOT NULL AND ({ends}) AND r.project_id = %(project)s AND {_FILTERS}
-                ORDER BY c.id LIMIT %(limit)s""",
+            f"""WITH found AS MATERIALIZED (
+                    SELECT {_RANK_COLUMNS} FROM chunks c
+                    WHERE c.symbol IS NOT NULL AND ({ends}) AND {_FILTERS} LIMIT %(cap)s)
+                SELECT found.*, NULL::real AS score FROM found
+                ORDER BY length(found.symbol), found.id LIMIT %(limit)s""",
             {**{f"name{n}": f"{_like_literal(name[::-1])}%" for n, name in enumerate(names)},
-             "project": project_id, "limit": limit, **filters.params()},
-        ) if names else []
+             "limit": limit, "cap": cap, **filters.params(repositories)},
+        ) if names and repositories else []
 
     def term_shares(self, terms: Sequence[str]) -> tuple[dict[str, float], float, float]:
         """PostgreSQL's own statistics of the lexeme column (kept by ANALYZE and autovacuum): the share
@@ -1032,24 +1045,26 @@ _RANK_COLUMNS = "c.id, c.file_id, c.symbol, c.start_line, c.end_line"
 _HIT_COLUMNS = """c.id, c.file_id, c.path, r.name AS repository, r.root_path AS repository_path, c.language,
     c.symbol, c.kind, c.start_line, c.end_line, c.content"""
 # LIKE wildcards in user input are escaped by SearchFilters.params, so they match literally.
-_FILTERS = """(%(suffix)s::text IS NULL OR lower(c.path) LIKE '%%' || %(suffix)s ESCAPE '\\')
+_FILTERS = """c.repository_id = ANY(%(repositories)s::uuid[])
+    AND (%(suffix)s::text IS NULL OR lower(c.path) LIKE '%%' || %(suffix)s ESCAPE '\\')
     AND (%(dir)s::text IS NULL OR c.path LIKE %(dir)s || '%%' ESCAPE '\\')
-    AND (%(repo)s::text IS NULL OR r.name = %(repo)s OR r.root_path = %(repo)s)
     AND (%(language)s::text IS NULL OR c.language = %(language)s)"""
 
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Validated filters of a search: file suffix (".py"), directory prefix ("src/"), repository, language."""
+    """Validated filters of a search: file suffix (".py"), directory prefix ("src/"), repository, language.
+
+    The repository filter is applied by `search_scope`; the ranking queries get the ids it returns."""
 
     suffix: str | None = None
     directory: str | None = None
     repository: str | None = None
     language: str | None = None
 
-    def params(self) -> dict[str, str | None]:
-        return {"suffix": _like_literal(self.suffix), "dir": _like_literal(self.directory),
-                "repo": self.repository, "language": self.language}
+    def params(self, repositories: Sequence[str]) -> dict[str, object]:
+        return {"repositories": list(repositories), "suffix": _like_literal(self.suffix),
+                "dir": _like_literal(self.directory), "language": self.language}
 
 
 def _vector_index_name(model: str) -> str:

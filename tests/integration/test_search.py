@@ -153,6 +153,24 @@ def test_a_definition_ranks_first_even_when_its_name_is_too_common_to_select_can
     assert len(search.search(indexed, embedder, "request headers", "p1", mode="lexical").results) <= 2
 
 
+def test_a_definition_is_found_among_more_symbols_ending_with_its_name_than_a_ranking_holds(
+        fresh_db: str, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Sixty functions end with `parse_config`; the definition of `parse_config` itself is written last
+    (the highest chunk id). The definition lookup keeps the shortest symbols of all suffix matches,
+    so it is found although a ranking holds fifty candidates and the lexical one sees only two."""
+    lookalikes: dict[str, str | bytes] = {f"src/v{n}.py": f"def variant{n}_parse_config(path):\n    return path + {n}\n"
+                                          for n in range(60)}
+    repo = make_repo(tmp_path / "repo", lookalikes)
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, repo).status == "completed"
+    (repo / "src" / "config.py").write_text("def parse_config(path):\n    return open(path).read()\n")
+    assert run_job(store, settings, embedder, repo).status == "completed"
+    monkeypatch.setattr(lexical, "CANDIDATE_BUDGET", 1)
+    for mode in ("lexical", "hybrid"):
+        hits = search.search(store, embedder, "parse_config", "p1", mode=mode).results
+        assert hits[0].symbol == "parse_config" and hits[0].file_path == "src/config.py", (mode, hits[0])
+
+
 def test_a_completed_job_builds_the_hnsw_index_in_the_background_and_filtered_queries_fill_limit(
         fresh_db: str, tmp_path: Path) -> None:
     """Past CODESEARCH_HNSW_MIN_CHUNKS a worker builds the index after the job; a selective filter on that
