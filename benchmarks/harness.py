@@ -149,6 +149,8 @@ class Workers:
     threads: int = 4
     env: dict[str, str] = field(default_factory=dict)
     peak_rss: dict[int, int] = field(default_factory=dict)
+    #: (seconds since start, largest worker RSS in bytes) at each sample.
+    samples: list[tuple[float, int]] = field(default_factory=list)
 
     def __enter__(self) -> Workers:
         from tests.support import free_port
@@ -165,23 +167,35 @@ class Workers:
         return self
 
     def _sample(self) -> None:
-        main = psutil.Process(self.proc.pid)
+        main, started = psutil.Process(self.proc.pid), time.perf_counter()
         while not self._stop.wait(0.2):
             try:
                 children = main.children(recursive=True)
             except psutil.Error:
                 return
+            largest = 0
             for child in children:
                 try:
                     if "dramatiq" in " ".join(child.cmdline()) or child.ppid() == main.pid:
                         rss = child.memory_info().rss
                         self.peak_rss[child.pid] = max(self.peak_rss.get(child.pid, 0), rss)
+                        largest = max(largest, rss)
                 except psutil.Error:
                     continue
+            self.samples.append((time.perf_counter() - started, largest))
 
     def rss_mb(self) -> list[float]:
         """Peak RSS of each worker process in MiB (the exposition fork excluded: it is small)."""
         return sorted(round(v / 2**20, 1) for v in self.peak_rss.values() if v > 80 * 2**20)
+
+    def rss_by_half_mb(self) -> list[float]:
+        """The largest worker RSS in the first and the second half of the sampled time, in MiB: whether
+        memory still grows late in a long run, or only reached its working set early."""
+        if not self.samples:
+            return []
+        middle = self.samples[-1][0] / 2
+        halves = ([rss for t, rss in self.samples if t <= middle], [rss for t, rss in self.samples if t > middle])
+        return [round(max(h, default=0) / 2**20, 1) for h in halves]
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

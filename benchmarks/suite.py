@@ -200,7 +200,10 @@ def b1_to_b5(args: argparse.Namespace, url: str, which: set[str]) -> dict[str, A
                  "targets": {"le_30s": big["wall_s"] <= 30}}
     if "b5" in which:
         ratio = max(workers.rss_mb()) / max(out["b5_1k"]["worker_rss_mb"])
-        out["b5"] = {"rss_10k_over_1k": round(ratio, 3), "target_within_10pct": ratio <= 1.10}
+        first, second = workers.rss_by_half_mb()
+        out["b5"] = {"rss_10k_over_1k": round(ratio, 3), "target_within_10pct": ratio <= 1.10,
+                     "rss_10k_by_half_mb": [first, second],
+                     "second_half_over_first": round(second / first, 3) if first else None}
     if "b3" in which:
         out["b3"] = _b3(url, corpus, env)
     if "b4" in which:
