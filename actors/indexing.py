@@ -132,8 +132,10 @@ def aggregate_batch(batch_result: dict[str, object]) -> None:
     job = progress.roll_up(store, batch_result)
     if job is not None and job["status"] in ("completed", "failed"):  # this call finished the job
         metrics.record_job_finished(str(job["status"]))
-        if job["status"] == "completed" and indexing.vector_index_due(store, settings, embedder):
-            build_vector_index.send(embedder.model_id, embedder.dim)
+        if job["status"] == "completed":
+            _refresh_statistics(store, int(job["chunks_created"]))
+            if indexing.vector_index_due(store, settings, embedder):
+                build_vector_index.send(embedder.model_id, embedder.dim)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=2, time_limit=6 * 60 * 60 * 1000)
@@ -142,6 +144,14 @@ def build_vector_index(model: str, dim: int) -> None:
     _, store, _ = _context()
     if store.ensure_vector_index(model, dim):
         log.info("built the HNSW index for %s", model)
+
+
+def _refresh_statistics(store: Store, chunks_created: int) -> None:
+    try:
+        if indexing.refresh_statistics(store, chunks_created):
+            log.info("analysed chunks after a job that wrote %d", chunks_created)
+    except TRANSIENT_ERRORS as exc:  # autovacuum analyses the table later anyway
+        log.warning("could not analyse chunks after a job: %s", exc)
 
 
 def _record_plan(store: Store, job_id: str) -> None:

@@ -804,6 +804,17 @@ class Store:
             {"project": project_id, "repo": repository},
         )
 
+    def estimated_chunks(self) -> float:
+        """The planner's row estimate of `chunks` (0 before any VACUUM or ANALYZE)."""
+        row = self._one("SELECT greatest(reltuples, 0) AS n FROM pg_class WHERE oid = 'chunks'::regclass")
+        return float(row["n"]) if row else 0.0
+
+    def analyze_chunks(self) -> None:
+        """Refresh the statistics of `chunks` (the planner's, and the lexeme shares of `term_shares`)."""
+        with self.transaction() as cur:
+            cur.execute("ANALYZE chunks")
+        self._term_stats = None
+
     def count_chunks(self, model: str) -> int:
         row = self._one("SELECT count(*) AS n FROM chunks WHERE embedding_model = %s", (model,))
         return int(row["n"]) if row else 0
@@ -922,10 +933,11 @@ class Store:
         it lists (every unlisted term is rarer), and the number of chunks. Before any ANALYZE: ({}, 0, 0).
 
         The whole list (at most 1,000 lexemes) is read at most once a TERM_STATS_TTL_S: statistics
-        only change when the table is analysed, and reading them cost ~1.5 ms of every search."""
+        only change when the table is analysed, and reading them cost ~1.5 ms of every search. Missing
+        statistics are not kept: a first ANALYZE is then used as soon as it is there."""
         now = time.monotonic()
         cached = self._term_stats
-        if cached is None or now - cached[0] > TERM_STATS_TTL_S:
+        if cached is None or now - cached[0] > TERM_STATS_TTL_S or not cached[1]:
             row = self._one(
                 """SELECT (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) AS chunks,
                           s.most_common_elem_freqs[array_length(s.most_common_elem_freqs, 1) - 2] AS least,

@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 import actors
-from domain import jobs, lexical, search
+from domain import indexing, jobs, lexical, search
 from domain.embedders import Embedder, make_embedder
 from domain.errors import InvalidInput
 from domain.settings import Settings
@@ -133,6 +133,33 @@ def test_lexeme_statistics_give_each_common_term_its_share_of_the_chunks(indexed
     assert chunks == counts["n"]
     assert shares["parsehttpdate"] == pytest.approx(counts["named"] / counts["n"], abs=0.01)
     assert "nosuchterm" not in shares and 0 < least <= shares["parsehttpdate"]
+
+
+def test_a_job_that_wrote_a_share_of_the_chunks_analyses_them(indexed: Store, embedder: Embedder,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lexical search picks candidates by the lexeme statistics: a job that wrote enough of the chunks
+    refreshes them at once instead of leaving it to autovacuum (a minute or more later)."""
+    written = indexed.count_chunks(embedder.model_id)
+    monkeypatch.setattr(indexing, "ANALYZE_MIN_CHUNKS", written + 1)
+    assert not indexing.refresh_statistics(indexed, written)
+    monkeypatch.setattr(indexing, "ANALYZE_MIN_CHUNKS", 1)
+    assert indexing.refresh_statistics(indexed, written)
+    shares, _, chunks = indexed.term_shares(["parsehttpdate"])
+    assert chunks == written and shares["parsehttpdate"] > 0
+    assert not indexing.refresh_statistics(indexed, written // 20)  # under a tenth of the table
+
+
+def test_a_search_that_found_no_lexeme_statistics_reads_them_once_they_exist(indexed: Store, fresh_db: str) -> None:
+    """Missing statistics are not cached for TERM_STATS_TTL_S: an MCP server that searched before the
+    first ANALYZE uses it on its next search."""
+    assert indexed.term_shares(["parsehttpdate"])[0] == {}
+    conn = psycopg2.connect(fresh_db)
+    try:
+        with conn, conn.cursor() as cur:  # another connection, as a worker's would be
+            cur.execute("ANALYZE chunks")
+    finally:
+        conn.close()
+    assert indexed.term_shares(["parsehttpdate"])[0]["parsehttpdate"] > 0
 
 
 @pytest.mark.parametrize("query", ["parseHttpDate", "where is parse_http_date defined"])
