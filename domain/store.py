@@ -147,20 +147,43 @@ class Store:
         Raises:
             DatabaseUnavailable: no connection could be made.
         """
+        with self._cursor(autocommit=False, durable=durable) as cur:
+            yield cur
+
+    @contextmanager
+    def reading(self) -> Iterator[Cursor]:
+        """A cursor whose statements each run and commit on their own (autocommit), for reads that
+        need no snapshot in common: no BEGIN and COMMIT round trips. A search makes four to five
+        such reads; in a transaction each cost two round trips more, and waiting for COMMIT was 18%
+        of the MCP server's samples under 10 HTTP clients (py-spy). Over five alternating runs of
+        those clients (500 searches at 321k chunks each) reads like this took the server's CPU per
+        search from 3.88 to 3.62 ms, PostgreSQL's from 5.07 to 4.83, the mean latency 66.2 -> 62.7 ms.
+
+        Raises:
+            DatabaseUnavailable: no connection could be made.
+        """
+        with self._cursor(autocommit=True) as cur:
+            yield cur
+
+    @contextmanager
+    def _cursor(self, autocommit: bool, durable: bool = True) -> Iterator[Cursor]:
         pool, conn = self._checkout()
         broken = False
         try:
+            conn.autocommit = autocommit
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                 if not durable:
                     cur.execute("SET LOCAL synchronous_commit = off")
                 yield cur
-            conn.commit()
+            if not autocommit:
+                conn.commit()
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             broken = True  # the server closed the connection; never hand it out again
             self._drop_pool(pool)
             raise
         except BaseException:
-            conn.rollback()
+            if not autocommit:
+                conn.rollback()
             raise
         finally:
             pool.putconn(conn, close=broken or conn.closed != 0)
@@ -179,8 +202,8 @@ class Store:
             row = cur.fetchone()
             return dict(row) if row else None
 
-    def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-        with self.transaction() as cur:
+    def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), reading: bool = False) -> list[Row]:
+        with self.reading() if reading else self.transaction() as cur:
             cur.execute(sql, params)
             return [dict(r) for r in cur.fetchall()]
 
@@ -801,7 +824,7 @@ class Store:
                WHERE project_id = %(project)s
                  AND (%(repo)s::text IS NULL OR name = %(repo)s OR root_path = %(repo)s)
                ORDER BY root_path""",
-            {"project": project_id, "repo": repository},
+            {"project": project_id, "repo": repository}, reading=True,
         )
 
     def estimated_chunks(self) -> float:
@@ -868,7 +891,7 @@ class Store:
         """
         dim = len(vector)
         distance = f"(c.embedding::halfvec({dim})) <=> %(q)s::halfvec({dim})"
-        with self.transaction() as cur:
+        with self.reading() as cur:  # SET LOCAL holds for the statements of this one execute
             cur.execute(
                 f"""SET LOCAL hnsw.iterative_scan = relaxed_order;
                     SELECT set_config('hnsw.ef_search', %(ef)s, true);
@@ -903,6 +926,7 @@ class Store:
                 JOIN chunks c ON c.id = ranked.id
                 ORDER BY ranked.score DESC, c.id""",
             {"match": match, "rank": rank, "limit": limit, "cap": cap, **filters.params(repositories)},
+            reading=True,
         )
 
     def definitions(self, repositories: Sequence[str], names: Sequence[str], limit: int, filters: SearchFilters,
@@ -925,6 +949,7 @@ class Store:
                 ORDER BY length(found.symbol), found.id LIMIT %(limit)s""",
             {**{f"name{n}": f"{_like_literal(name[::-1])}%" for n, name in enumerate(names)},
              "limit": limit, "cap": cap, **filters.params(repositories)},
+            reading=True,
         ) if names and repositories else []
 
     def term_shares(self, terms: Sequence[str]) -> tuple[dict[str, float], float, float]:
@@ -956,11 +981,12 @@ class Store:
 
     def hit_details(self, ids: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> tuple[dict[int, Row], list[Row]]:
         """The columns of the chunks a search returns (`_HIT_COLUMNS` by id), and the chunks overlapping
-        each (file_id, first_line, last_line) span, for context lines: one transaction, after fusion,
-        so that content is read for the results and not for every candidate of every ranking."""
+        each (file_id, first_line, last_line) span, for context lines: after fusion, so that content
+        is read for the results and not for every candidate of every ranking. A chunk re-indexed
+        away in between is missing from the result, which the caller skips."""
         if not ids:
             return {}, []
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c JOIN repositories r ON r.id = c.repository_id "
                         "WHERE c.id = ANY(%s)", (list(ids),))
             details = {row["id"]: row for row in cur.fetchall()}
