@@ -96,15 +96,23 @@ def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker
     repo = code_corpus(tmp_path / "stop", 2 * FILES)
     # Large batches, so that the ones the stopping worker holds are still mid-way when SIGTERM lands
     # (150-file batches became fast enough to finish before it did, once in a CI run).
-    stopping, staying = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"),
-                         WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"))
+    groups = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"),
+              WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"))
+    stopping, staying = groups
     try:
-        stopping.start()
-        staying.start()
-        wait_for(lambda: worker_ready(stopping) and worker_ready(staying), 60, what="both workers to boot")
+        for group in groups:
+            group.start()
+        wait_for(lambda: all(worker_ready(g) for g in groups), 60, what="both workers to boot")
         job_id = start_job(fresh_db, repo)
-        held = wait_for(lambda: _batches_held_by(fresh_db, stopping), 60, interval_s=0.02,
-                        what="the first worker to hold a batch")
+
+        def holder() -> tuple[WorkerGroup, list[tuple[int, str]]] | None:
+            # The four batches go to whichever worker locks their messages first: one worker may take
+            # them all (a CI run waited 60 s for the other one). The one holding a batch is stopped.
+            return next(((g, held) for g in groups if (held := _batches_held_by(fresh_db, g))), None)
+
+        found = wait_for(holder, 60, interval_s=0.02, what="a worker to hold a batch")
+        stopping, held = found
+        staying = groups[1] if stopping is groups[0] else groups[0]
         stopped_at = time.monotonic()
         stopping.stop()  # one SIGTERM to the main process: a graceful shutdown
         assert stopping.proc is not None and stopping.proc.returncode == 0, stopping.output()[-2000:]
