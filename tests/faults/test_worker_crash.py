@@ -95,9 +95,10 @@ def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker
         tmp_path: Path, fresh_db: str) -> None:
     repo = code_corpus(tmp_path / "stop", 2 * FILES)
     # Large batches, so that the ones the stopping worker holds are still mid-way when SIGTERM lands
-    # (150-file batches became fast enough to finish before it did, once in a CI run).
-    groups = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"),
-              WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="300"))
+    # (150-file batches became fast enough to finish before it did, once in a CI run; 300-file ones
+    # too, on a faster machine on 2026-12-01: the batches it held ended during its 3.1 s shutdown).
+    groups = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600"),
+              WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600"))
     stopping, staying = groups
     try:
         for group in groups:
@@ -106,8 +107,8 @@ def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker
         job_id = start_job(fresh_db, repo)
 
         def holder() -> tuple[WorkerGroup, list[tuple[int, str]]] | None:
-            # The four batches go to whichever worker locks their messages first: one worker may take
-            # them all (a CI run waited 60 s for the other one). The one holding a batch is stopped.
+            # The batches go to whichever worker locks their messages first: one worker may take them
+            # all (a CI run waited 60 s for the other one). The one holding a batch is stopped.
             return next(((g, held) for g in groups if (held := _batches_held_by(fresh_db, g))), None)
 
         found = wait_for(holder, 60, interval_s=0.02, what="a worker to hold a batch")
