@@ -93,10 +93,11 @@ def _batches_held_by(url: str, group: WorkerGroup) -> list[tuple[int, str]]:
 
 def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
         tmp_path: Path, fresh_db: str) -> None:
-    repo = code_corpus(tmp_path / "stop", 2 * FILES)
-    # Large batches, so that the ones the stopping worker holds are still mid-way when SIGTERM lands
-    # (150-file batches became fast enough to finish before it did, once in a CI run; 300-file ones
-    # too, on a faster machine on 2026-12-01: the batches it held ended during its 3.1 s shutdown).
+    # Long batches, so that the ones the stopping worker holds are still mid-way when its stop flag is
+    # set: a Dramatiq worker process looks for SIGTERM once a second. Batches of 150 files became fast
+    # enough to finish before that, once in a CI run; 600 files of 12 functions did in 2 of 4 fresh-clone
+    # runs on 2026-12-01's faster machine. Files of 60 functions make each batch ~5x longer.
+    repo = code_corpus(tmp_path / "stop", 2 * FILES, functions=60)
     groups = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600"),
               WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600"))
     stopping, staying = groups
