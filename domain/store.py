@@ -209,7 +209,7 @@ class Store:
         plain tuples here: RealDictCursor builds each row column by column in Python, and its rows
         were ~15% of the MCP server's CPU samples under search load; without them the server's CPU
         per search went 3.55 -> 2.95 ms (three alternating runs of 10 HTTP clients)."""
-        with self.reading(rows_as_dicts=False) if reading else self._cursor(False, rows_as_dicts=False) as cur:
+        with self._cursor(autocommit=reading, rows_as_dicts=False) as cur:
             cur.execute(sql, params)
             return _dicts(cur)
 
@@ -835,7 +835,7 @@ class Store:
 
     def estimated_chunks(self) -> float:
         """The planner's row estimate of `chunks` (0 before any VACUUM or ANALYZE)."""
-        row = self._one("SELECT greatest(reltuples, 0) AS n FROM pg_class WHERE oid = 'chunks'::regclass")
+        row = self._one(f"SELECT {_CHUNKS_ESTIMATE} AS n")
         return float(row["n"]) if row else 0.0
 
     def analyze_chunks(self) -> None:
@@ -970,9 +970,9 @@ class Store:
         cached = self._term_stats
         if cached is None or now - cached[0] > TERM_STATS_TTL_S or not cached[1]:
             row = self._one(
-                """SELECT (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) AS chunks,
+                f"""SELECT {_CHUNKS_ESTIMATE} AS chunks,
                           s.most_common_elem_freqs[array_length(s.most_common_elem_freqs, 1) - 2] AS least,
-                          (SELECT coalesce(jsonb_object_agg(u.term, u.share), '{}')
+                          (SELECT coalesce(jsonb_object_agg(u.term, u.share), '{{}}')
                            FROM unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
                                 AS u(term, share) WHERE u.term IS NOT NULL) AS shares
                    FROM (SELECT 1) AS one
@@ -1084,6 +1084,8 @@ def get_store(url: str) -> Store:
 
 # How long the lexeme statistics of `term_shares` are reused.
 TERM_STATS_TTL_S = 60.0
+# The planner's row count of `chunks` (kept by ANALYZE and VACUUM; 0 before either ran).
+_CHUNKS_ESTIMATE = "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass)"
 #: What fusion needs of a ranked chunk; the rest (`_HIT_COLUMNS`) is read for the results only.
 _RANK_COLUMNS = "c.id, c.file_id, c.symbol, c.start_line, c.end_line"
 _HIT_COLUMNS = """c.id, c.file_id, c.path, r.name AS repository, r.root_path AS repository_path, c.language,
