@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from domain import lexical
+from domain import budget, lexical
 from domain.chunker import Chunk
 from domain.chunking import Limits, chunk_file, estimate_line_tokens
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
@@ -256,25 +256,47 @@ def _prepared_files(store: Store, settings: Settings, embedder: Embedder, repo_i
 
     The chunks of consecutive files are embedded together, EMBED_GROUP_TEXTS or more at a time, so a
     model's sub-batches are full and of similar lengths even where files are small. Files are read
-    and chunked ahead of the writes by at most one group.
+    and chunked ahead of the writes by at most one group, and each holds a reservation of the
+    process's memory budget (`domain.budget`) from before it is read until it is written.
     """
     group: list[tuple[FileEntry, Chunked | None]] = []
-    texts = 0
-    for entry in entries:
-        chunked = _chunked_file(store, settings, embedder, repo_id, root, entry, known.get(entry[0]))
-        group.append((entry, chunked))
-        texts += len(chunked[1]) if chunked else 0
-        if texts >= EMBED_GROUP_TEXTS:
-            yield from _embedded_group(store, embedder, group, fresh)
-            group, texts = [], 0
-    yield from _embedded_group(store, embedder, group, fresh)
+    texts = held = 0
+    try:
+        for entry in entries:
+            previous = known.get(entry[0])
+            cost = 0 if _same_stamp(entry, previous) else budget.file_cost(entry[1])
+            if not budget.files_in_flight.try_reserve(cost):
+                # Never wait while holding: embed and write what this thread has in hand first.
+                yield from _embedded_group(store, embedder, group, fresh)
+                budget.files_in_flight.release(held)
+                group, texts, held = [], 0, 0
+                budget.files_in_flight.reserve(cost)
+            held += cost
+            chunked = _chunked_file(store, settings, embedder, repo_id, root, entry, previous)
+            if chunked is None:  # nothing of it is held
+                budget.files_in_flight.release(cost)
+                held -= cost
+            group.append((entry, chunked))
+            texts += len(chunked[1]) if chunked else 0
+            if texts >= EMBED_GROUP_TEXTS:
+                yield from _embedded_group(store, embedder, group, fresh)
+                budget.files_in_flight.release(held)  # the group's files are written by now
+                group, texts, held = [], 0, 0
+        yield from _embedded_group(store, embedder, group, fresh)
+    finally:  # also when the caller stops early (shutdown, lost lease) or a file fails
+        budget.files_in_flight.release(held)
+
+
+def _same_stamp(entry: FileEntry, previous: FileRow | None) -> bool:
+    """Whether the index already holds this file at this size and mtime (it is skipped unread)."""
+    return previous is not None and previous.size_bytes == entry[1] and previous.mtime_ns == entry[2]
 
 
 def _chunked_file(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
                   entry: FileEntry, previous: FileRow | None) -> Chunked | None:
     """A file's row and chunks, or None when it is skipped (unchanged or unreadable)."""
     path, size, mtime_ns = entry
-    if previous and previous.size_bytes == size and previous.mtime_ns == mtime_ns:
+    if _same_stamp(entry, previous):
         return None
     text = read_text(root, path, max_file_bytes=settings.max_file_bytes)
     if text is None:
