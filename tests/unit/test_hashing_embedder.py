@@ -111,3 +111,13 @@ def test_get_embedder_returns_one_shared_instance_per_configuration() -> None:
     assert get_embedder(hashing) is get_embedder(Settings(CODESEARCH_EMBEDDER="hashing"))  # type: ignore[call-arg]
     assert get_embedder(ollama_a) is not get_embedder(ollama_b)
     assert get_embedder(ollama_a).model_id == "ollama:m"
+
+
+def test_the_token_cache_stays_bounded_and_never_changes_a_vector() -> None:
+    from domain.lexical import IDENTIFIER_CACHE
+
+    texts = [" ".join(f"name{i}_{k}" for k in range(50)) for i in range(IDENTIFIER_CACHE // 20)]
+    warm = HashingEmbedder()
+    first = warm.embed(texts)
+    assert 0 < len(warm._cells) <= IDENTIFIER_CACHE
+    assert warm.embed(texts[:5]) == first[:5] == HashingEmbedder().embed(texts[:5])

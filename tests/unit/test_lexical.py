@@ -93,3 +93,17 @@ def test_ascii_text_splits_into_the_same_identifiers_as_the_unicode_pattern() ->
     for text in samples:
         assert lexical._identifiers(text) == re.findall(r"\w+", text), repr(text)
     assert lexical._identifiers("naïve café_2 x") == ["naïve", "café_2", "x"]
+
+
+def test_ascii_pieces_split_into_the_same_camel_case_parts_as_their_shape() -> None:
+    import random
+    import string
+
+    rng = random.Random(5)
+    letters = string.ascii_letters + string.digits
+    pieces = ["".join(rng.choice(letters) for _ in range(rng.randrange(1, 24))) for _ in range(5000)]
+    pieces += ["HTTPServer", "utf8Decode", "getJSON", "ABC", "abc", "A1b2C3", "x", "9", "XMLHttpRequest2"]
+    for piece in pieces:
+        assert lexical._camel_parts(piece) == lexical._shaped_parts(piece), piece
+    assert lexical._camel_parts("HTTPServer") == ["http", "server"]
+    assert lexical._camel_parts("naïveÜber") == lexical._shaped_parts("naïveÜber") == ["naïve", "über"]
