@@ -294,3 +294,25 @@ def test_search_results_carry_context_lines_from_the_index(store: Store, setting
     assert hit.context_before.split("\n")[-1] == f"line_{hit.start_line - 1} = {hit.start_line - 1}"
     assert hit.context_after.split("\n")[0] == f"line_{hit.end_line + 1} = {hit.end_line + 1}"
     assert os.path.basename(hit.repository_path) == "repo"
+
+
+def test_chunk_text_with_copy_format_specials_is_stored_exactly(store: Store, settings: Settings,
+                                                                 embedder: Embedder, tmp_path: Path) -> None:
+    """Chunk rows go in by COPY: backslashes, tabs, carriage returns, `\\N` and `\\.` lines, quotes
+    and non-ASCII text must come back byte for byte, in paths too."""
+    awkward = ("def escapes():\n    return '\\\\N', '\\t', \"\\\\\\\\server\\\\share\"\n\n"
+               "PATTERN = r'\\d+\\.\\d*'\t# a tab\r, a CR\n\\.\n"
+               "def naïve_café(x):\n    return x  # ünïcödé \\\\ \\N\n")
+    repo = make_repo(tmp_path / "repo", {"src/we\\ird name.py": awkward, "notes\tTAB.md": "# A\\B\n\n\\N\ttab\n"})
+    final = run_job(store, settings, embedder, repo)
+    assert final.status == "completed" and final.files_indexed == 2
+    with store.transaction() as cur:
+        cur.execute("""SELECT path, content, content_hash,
+                              encode(sha256(convert_to(content, 'UTF8')), 'hex') AS stored_hash
+                       FROM chunks ORDER BY path, start_line""")
+        rows = cur.fetchall()
+    assert {r["path"] for r in rows} == {"src/we\\ird name.py", "notes\tTAB.md"}
+    assert all(r["stored_hash"] == r["content_hash"] for r in rows)
+    for path, text in (("src/we\\ird name.py", awkward), ("notes\tTAB.md", "# A\\B\n\n\\N\ttab\n")):
+        expected = [c.content for c in indexing.chunks_of(settings, path, text)]
+        assert [r["content"] for r in rows if r["path"] == path] == expected
