@@ -615,8 +615,10 @@ class Store:
                     f"{fixed}\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
                     f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t{_copy_model(model)}\t"
                     f"{c.lexical}\n" for c in chunks[start:start + WRITE_PAGE_ROWS])
+                # Sent 8 KiB at a time (copy_expert's default): libpq's output buffer then stays that
+                # small. A whole page at once grew it to the page (~0.5 MB), on every pooled connection.
                 data = rows.encode(psycopg2.extensions.encodings[cur.connection.encoding])
-                cur.copy_expert(_COPY_CHUNKS, io.BytesIO(data), size=len(data) + 1)
+                cur.copy_expert(_COPY_CHUNKS, io.BytesIO(data))
             return True
 
     def finish_batch(self, job_id: str, batch_no: int, owner: str, result: dict[str, Any]) -> bool:
