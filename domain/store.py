@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-
 import os
 import threading
 import time
@@ -610,10 +609,11 @@ class Store:
             if file_id is None:
                 return False
             fixed = "\t".join((str(file_id), repository_id, _copy_field(file.path), _copy_field(file.language)))
+            model_field = _copy_field(model)
             for start in range(0, len(chunks), WRITE_PAGE_ROWS):
                 rows = "".join(
                     f"{fixed}\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
-                    f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t{_copy_model(model)}\t"
+                    f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t{model_field}\t"
                     f"{c.lexical}\n" for c in chunks[start:start + WRITE_PAGE_ROWS])
                 # Sent 8 KiB at a time (copy_expert's default): libpq's output buffer then stays that
                 # small. A whole page at once grew it to the page (~0.5 MB), on every pooled connection.
@@ -1151,16 +1151,13 @@ def _like_literal(text: str | None) -> str | None:
 #: against ~36 us for inserting the same typed rows (docs/benchmarks.md, B1).
 _COPY_CHUNKS = """COPY chunks (file_id, repository_id, path, language, symbol, kind, start_line, end_line, content,
                                content_hash, embedding, embedding_model, lexemes) FROM STDIN"""
+
+
 def _copy_field(value: str | None) -> str:
     """A text value in COPY's text format: \\N for NULL; backslash, tab, newline and CR escaped."""
     if value is None:
         return "\\N"
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-@functools.lru_cache(maxsize=64)
-def _copy_model(model: str) -> str:
-    return _copy_field(model)
 
 
 def encode_vector(values: Sequence[float] | str) -> str:

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from domain.budget import MemoryBudget, file_cost
-
-
-def wait_until(condition, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+from tests.support import wait_for
 
 
 def reserve_in_thread(budget: MemoryBudget, size: int) -> tuple[threading.Thread, threading.Event]:
@@ -52,7 +43,7 @@ def test_a_waiting_reservation_is_granted_on_release_and_goes_before_later_ones(
     budget = MemoryBudget(100)
     assert budget.try_reserve(80)
     thread, granted = reserve_in_thread(budget, 50)
-    assert wait_until(lambda: budget._waiting)  # it waits its turn
+    wait_for(lambda: budget._waiting, timeout_s=5, interval_s=0.005)  # it waits its turn
     assert not granted.is_set()
     assert not budget.try_reserve(10)  # would fit, but the waiter comes first
     budget.release(80)
@@ -72,12 +63,12 @@ def test_waiters_are_served_in_order() -> None:
             order.append(size)
         threads.append(threading.Thread(target=run, daemon=True))
         threads[-1].start()
-        assert wait_until(lambda n=len(threads): len(budget._waiting) == n)
+        wait_for(lambda n=len(threads): len(budget._waiting) == n, timeout_s=5, interval_s=0.005)
     budget.release(100)  # 70 and 20 fit together; 60 waits for them
-    assert wait_until(lambda: order == [70, 20])
+    wait_for(lambda: order == [70, 20], timeout_s=5, interval_s=0.005)
     assert budget.used == 90
     budget.release(90)
-    assert wait_until(lambda: order == [70, 20, 60])
+    wait_for(lambda: order == [70, 20, 60], timeout_s=5, interval_s=0.005)
     for t in threads:
         t.join(5)
 
