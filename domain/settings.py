@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # (docs/benchmarks.md, B2). The server and the CLI embed one query at a time and keep the default.
     worker_model_threads: int = Field(default=1, ge=0, le=256,
                                       validation_alias=_env("CODESEARCH_WORKER_MODEL_THREADS"))
+    # Whether a worker's narrow inference may take every core while the rest of the host leaves them
+    # idle (the last batch of a job, one process at work): see domain.embedders.SpareCores.
+    worker_model_widen: bool = Field(default=True, validation_alias=_env("CODESEARCH_WORKER_MODEL_WIDEN"))
     # Local-model inferences one worker process runs at once (0: cores / 2, at least 1, for the
     # Procfile's two processes). Its other threads chunk, write and wait meanwhile. With 2 x 4 workers
     # on 2 cores, one at a time embedded as fast as four (34.42 against 34.33 chunks/s) in about half

@@ -148,7 +148,9 @@ def test_a_worker_embedder_runs_at_most_its_inferences_at_once(inferences: int) 
     from domain.embedders import make_embedder
     from domain.settings import Settings
 
-    settings = Settings(CODESEARCH_EMBEDDER="local", CODESEARCH_WORKER_MODEL_INFERENCES=str(inferences))  # type: ignore[call-arg]
+    # Not widened: a wide inference runs on another session than the spy (tests/unit/test_spare_cores.py).
+    settings = Settings(CODESEARCH_EMBEDDER="local", CODESEARCH_WORKER_MODEL_INFERENCES=str(inferences),  # type: ignore[call-arg]
+                        CODESEARCH_WORKER_MODEL_WIDEN="false")
     gated = make_embedder(settings, settings.worker_model_threads, settings.model_inferences)
     assert isinstance(gated, LocalEmbedder)
     session, tokenizer = gated._load()
