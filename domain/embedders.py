@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import threading
@@ -24,6 +25,8 @@ from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailab
 from domain.lexical import IDENTIFIER_CACHE, split_identifiers
 from domain.settings import Settings
 from domain.store import encode_vectors
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -154,7 +157,12 @@ class SpareCores:
     def idle_elsewhere(self) -> bool:
         """True when, since the previous look, everything but this process used at most `slack` cores."""
         with self._lock:
-            now = self._read()
+            try:
+                now = self._read()
+            except (OSError, psutil.Error) as exc:  # no /proc here: stay narrow rather than fail a batch
+                log.debug("cannot read CPU times, inferences stay narrow: %s", exc)
+                self._idle = False
+                return False
             last = self._last
             if last is not None and now[0] - last[0] < self._min_interval_s:
                 return self._idle

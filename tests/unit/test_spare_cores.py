@@ -112,3 +112,21 @@ def test_a_busy_loop_of_this_process_is_not_counted_as_others() -> None:
     while time.monotonic() < deadline:  # this process's own CPU: subtracted
         pass
     assert spare.idle_elsewhere() is True
+
+
+def test_cpu_times_that_cannot_be_read_keep_inferences_narrow() -> None:
+    readings = _Readings()
+    failing = [False]
+
+    def read() -> tuple[float, float, float]:
+        if failing[0]:
+            raise PermissionError("/proc/stat")
+        return readings()
+
+    spare = SpareCores(2, read=read)
+    spare.idle_elsewhere()
+    readings.advance(1.0, others=0.0, own=1.0)
+    assert spare.idle_elsewhere() is True
+    failing[0] = True
+    readings.advance(1.0, others=0.0, own=1.0)
+    assert spare.idle_elsewhere() is False  # no error reaches the batch
