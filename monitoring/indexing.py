@@ -6,6 +6,7 @@ prometheus_client in multiprocess mode; see `monitoring.worker`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -42,6 +43,9 @@ class IndexingMetrics:
                                     buckets=EMBED_SIZE_BUCKETS)
         self.embed_errors = Counter("codesearch_embedding_errors_total", "Failed embedder calls, by error type.",
                                     ["error_type"])
+        self.wide_inferences = Counter(
+            "codesearch_embedding_wide_inferences_total",
+            "Local-model inferences run on every core while the rest of the host was idle (CODESEARCH_WORKER_MODEL_WIDEN).")
         self.errors = Counter("codesearch_indexing_errors_total", "Indexing failures, by stage and error type.",
                               ["stage", "error_type"])
         self.jobs_finished = Counter("codesearch_jobs_finished_total", "Jobs completed or failed by the aggregator.",
@@ -102,6 +106,8 @@ class InstrumentedEmbedder:
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
+        self._wide_lock = threading.Lock()
+        self._wide_seen = getattr(inner, "wide_inferences", 0)
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self.inner, name)
@@ -130,4 +136,15 @@ class InstrumentedEmbedder:
             raise
         m.embed_duration.observe(time.perf_counter() - started)
         m.embed_size.observe(len(texts))
+        self._count_wide(m)
         return vectors
+
+    def _count_wide(self, m: IndexingMetrics) -> None:
+        """Add the inner embedder's wide inferences since the last call (of any thread) to the counter."""
+        total = getattr(self.inner, "wide_inferences", None)
+        if total is None:
+            return
+        with self._wide_lock:
+            new, self._wide_seen = total - self._wide_seen, total
+        if new > 0:
+            m.wide_inferences.inc(new)

@@ -55,3 +55,32 @@ def test_encoded_embedding_is_measured_like_embedding() -> None:
             return [[1.0, 0.0] for _ in texts]
 
     assert not hasattr(InstrumentedEmbedder(Plain()), "embed_encoded")
+
+
+def test_wide_inferences_of_the_inner_embedder_are_counted_once_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Widening(HashingEmbedder):
+        """Every second call runs 'wide' (as a LocalEmbedder reports it)."""
+
+        def __init__(self) -> None:
+            super().__init__(dim=8)
+            self.wide_inferences = 5  # from before it was wrapped: not counted
+            self._calls = 0
+            self._lock = __import__("threading").Lock()
+
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            with self._lock:
+                self._calls += 1
+                if self._calls % 2 == 0:
+                    self.wide_inferences += 1
+            return super().embed(texts)
+
+    counter = indexing_metrics().wide_inferences
+    before = counter._value.get()
+    wrapped = InstrumentedEmbedder(Widening())
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: wrapped.embed([f"x{i}"]), range(40)))
+    assert counter._value.get() == before + 20
+    InstrumentedEmbedder(HashingEmbedder()).embed(["y"])  # no such attribute: nothing counted
+    assert counter._value.get() == before + 20
