@@ -255,7 +255,8 @@ class LocalEmbedder:
         return tokenizer
 
     def _wide_session(self) -> Any:
-        """A session whose inferences use every core, opened on first use (~0.2 s, ~20 MB)."""
+        """A session whose inferences use every core, opened on first use (~0.2 s; with the shared arena
+        ~125 MiB RSS beside the narrow session, docs/benchmarks.md B2)."""
         with self._lock:
             if self._wide is None:
                 assert self._spare is not None
@@ -541,7 +542,8 @@ def get_embedder(settings: Settings, model_threads: int = 0, model_inferences: i
     """The process-wide embedder for these settings, created on first request (see `make_embedder`).
 
     Keyed by (embedder, ollama_host, ollama_model, model_threads, model_inferences, worker_model_widen)
-    only: the first caller's batch size and timeout win, which is fine while one process reads one set of settings.
+    only: the first caller's batch size and timeout win, which is fine while one process reads one set
+    of settings.
     """
     key = (settings.embedder, settings.ollama_host, settings.ollama_model, model_threads, model_inferences,
            settings.worker_model_widen)

@@ -45,7 +45,8 @@ class IndexingMetrics:
                                     ["error_type"])
         self.wide_inferences = Counter(
             "codesearch_embedding_wide_inferences_total",
-            "Local-model inferences run on every core while the rest of the host was idle (CODESEARCH_WORKER_MODEL_WIDEN).")
+            "Local-model inferences run on every core while the rest of the host was idle "
+            "(CODESEARCH_WORKER_MODEL_WIDEN).")
         self.errors = Counter("codesearch_indexing_errors_total", "Indexing failures, by stage and error type.",
                               ["stage", "error_type"])
         self.jobs_finished = Counter("codesearch_jobs_finished_total", "Jobs completed or failed by the aggregator.",
