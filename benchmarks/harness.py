@@ -174,16 +174,17 @@ class Workers:
         """Until every worker process has booted (its heartbeat row is in): a user's job meets workers
         that are running already, so a benchmark's timing starts there, not at interpreter start-up."""
         from domain.store import get_store
+        from tests.support import wait_for
 
-        store, deadline = get_store(self.url), time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        store = get_store(self.url)
+
+        def booted() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dramatiq actors exited with {self.proc.returncode} while booting")
             children = {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
-            if len({row["pid"] for row in store.live_workers(60)} & children) >= self.processes:
-                return
-            time.sleep(0.05)  # the benchmark waiting for its workers, not test synchronisation
-        raise RuntimeError(f"the {self.processes} worker processes did not boot within {timeout_s} s")
+            return len({row["pid"] for row in store.live_workers(60)} & children) >= self.processes
+
+        wait_for(booted, timeout_s, interval_s=0.05, what=f"{self.processes} worker processes to boot")
 
     def _sample(self) -> None:
         main, started = psutil.Process(self.proc.pid), time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import re
 import threading
 import time
@@ -23,7 +22,7 @@ import psutil
 
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
 from domain.lexical import IDENTIFIER_CACHE, split_identifiers
-from domain.settings import Settings
+from domain.settings import Settings, affinity_cores
 from domain.store import encode_vectors
 
 log = logging.getLogger(__name__)
@@ -138,7 +137,7 @@ class SpareCores:
     @staticmethod
     def host_cores() -> int:
         """Cores this process may run on: its CPU affinity, and its cgroup's CPU quota if it has one."""
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = affinity_cores()
         try:
             quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
             if quota != "max":

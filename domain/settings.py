@@ -148,13 +148,17 @@ class Settings(BaseSettings):
         """`worker_model_inferences`, with 0 resolved to this machine's cores / 2 (at least 1)."""
         if self.worker_model_inferences:
             return self.worker_model_inferences
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // 2)
+        return max(1, affinity_cores() // 2)
 
     @property
     def pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data."""
         return self.home / "pg"
+
+
+def affinity_cores() -> int:
+    """Cores this process may be scheduled on (its CPU affinity where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _globs(raw: str) -> tuple[str, ...]:

@@ -142,10 +142,10 @@ class InstrumentedEmbedder:
 
     def _count_wide(self, m: IndexingMetrics) -> None:
         """Add the inner embedder's wide inferences since the last call (of any thread) to the counter."""
-        total = getattr(self.inner, "wide_inferences", None)
-        if total is None:
+        if not hasattr(self.inner, "wide_inferences"):
             return
-        with self._wide_lock:
+        with self._wide_lock:  # read under the lock too: a later total must never be counted twice
+            total = self.inner.wide_inferences
             new, self._wide_seen = total - self._wide_seen, total
         if new > 0:
             m.wide_inferences.inc(new)
