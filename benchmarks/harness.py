@@ -217,6 +217,10 @@ class Workers:
         halves = ([rss for t, rss in self.samples if t <= middle], [rss for t, rss in self.samples if t > middle])
         return [round(max(h, default=0) / 2**20, 1) for h in halves]
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the worker processes (user and system)."""
+        return sum(_used_s(p) for p in psutil.Process(self.proc.pid).children(recursive=True))
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self.proc.send_signal(signal.SIGTERM)
@@ -225,6 +229,50 @@ class Workers:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def _used_s(process: psutil.Process, children: bool = False) -> float:
+    """User and system CPU seconds of a process (and of its exited children); 0 once it is gone."""
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system + (times.children_user + times.children_system if children else 0.0))
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by PostgreSQL: every server process, and backends that have exited."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "ppid"]):
+        if (proc.info["name"] or "") != "postgres":
+            continue
+        try:
+            postmaster = psutil.Process(proc.info["ppid"]).name() != "postgres"
+        except psutil.Error:
+            postmaster = False
+        total += _used_s(proc, children=postmaster)
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by the workers, by PostgreSQL and by the whole machine (busy, idle) between
+    two readings: which side a change made cheaper, less noisy than wall time on a shared machine."""
+
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        machine = psutil.cpu_times()
+        return {"workers": self.workers.cpu_s(), "postgres": postgres_cpu_s(),
+                "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
+                "machine_idle": machine.idle + getattr(machine, "iowait", 0.0),
+                "steal": getattr(machine, "steal", 0.0)}
+
+    def per_chunk_us(self, chunks: int) -> dict[str, float]:
+        """Microseconds a chunk since the meter was made, by where they went."""
+        end = self._read()
+        return {k: round((end[k] - self.start[k]) * 1e6 / max(chunks, 1), 1) for k in end}
 
 
 def index(url: str, path: Path, project: str = "bench", force: bool = False,

@@ -40,7 +40,8 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import (  # noqa: E402
-    ROOT, FakeOllama, Workers, build_corpus, commit, copies_for, database, index, percentiles, stdlib_files,
+    ROOT, CpuMeter, FakeOllama, Workers, build_corpus, commit, copies_for, database, index, percentiles,
+    stdlib_files,
 )
 
 QUERIES = ["parse an http date header", "open a file and read lines", "json decoder", "thread pool executor",
@@ -79,8 +80,10 @@ def _big_index(args: argparse.Namespace, url: str, env: dict[str, str]) -> tuple
     corpus = Path(tempfile.mkdtemp(prefix="cs-10k-"))
     sizes = build_corpus(corpus, copies_for(args.files, args.copy_files), max_files=args.copy_files)
     with Workers(url, env=env) as workers:
+        meter = CpuMeter(workers)
         result = index(url, corpus)
-    return corpus, {**sizes, **result}, workers
+        cpu = meter.per_chunk_us(result["chunks"])
+    return corpus, {**sizes, **result, "cpu_us_per_chunk": cpu}, workers
 
 
 def _batch_profile(url: str, job_id: str) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path,
     corpus = result["b1"]["corpus"]
     assert corpus["status"] == "completed" and corpus["files_indexed"] == 12 and corpus["chunks"] > 12
     assert result["b1"]["workers_boot_s"] > 0  # timing starts once the workers have booted
+    cpu = corpus["cpu_us_per_chunk"]  # both sides of the pipeline are metered
+    assert cpu["workers"] > 0 and cpu["postgres"] > 0 and cpu["machine_busy"] > 0
     b4 = result["b4"]
     assert b4["chunks"] == corpus["chunks"]
     assert set(b4["hybrid/none"]["excluded"]) == {"p50", "p95", "p99"}

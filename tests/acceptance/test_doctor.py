@@ -30,7 +30,7 @@ def test_doctor_reports_a_healthy_installation_with_a_live_worker(fresh_db: str)
     assert code == 0 and checks["healthy"]
     assert checks["pgvector"]["detail"].startswith("vector 0.")
     assert checks["migrations"]["state"] == "ok" and "head" in checks["migrations"]["detail"]
-    assert checks["embedder"]["detail"] == "hashing:v1, 256 dimensions"
+    assert checks["embedder"]["detail"] == "hashing:v2, 256 dimensions"
     assert checks["database"]["state"] == "ok"
 
 

@@ -232,7 +232,7 @@ def test_a_completed_job_builds_the_hnsw_index_in_the_background_and_filtered_qu
     assert jobs.get_job(store, status.job_id).status == "completed"
     with store.transaction() as cur:
         cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cur.execute("EXPLAIN SELECT id FROM chunks WHERE embedding_model = 'hashing:v1' "
+        cur.execute("EXPLAIN SELECT id FROM chunks WHERE embedding_model = 'hashing:v2' "
                     "ORDER BY (embedding::halfvec(256)) <=> (SELECT embedding::halfvec(256) FROM chunks LIMIT 1) "
                     "LIMIT 10")
         plan = "\n".join(r["QUERY PLAN"] for r in cur.fetchall())
