@@ -205,7 +205,7 @@ def b1_to_b5(args: argparse.Namespace, url: str, which: set[str]) -> dict[str, A
     out["b1"] = {"corpus": big, "worker_rss_mb": workers.rss_mb(), "workers_boot_s": workers.boot_s,
                  "batches": _batch_profile(url, big["job_id"]),
                  "stages_one_thread": _stage_profile(url, args.stage_files),
-                 "targets": {"le_30s": big["wall_s"] <= 30}}
+                 "targets": {"le_30s": big["status"] == "completed" and big["wall_s"] <= 30}}
     if "b5" in which:
         ratio = max(workers.rss_mb()) / max(out["b5_1k"]["worker_rss_mb"])
         first, second = workers.rss_by_half_mb()

@@ -47,21 +47,22 @@ _NONE = Tokens(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=_U64))
 
 
 class _Powers:
-    """P**i and P**-i modulo 2**64 for i up to the longest input yet, grown on demand (shared)."""
+    """P**i and P**-i modulo 2**64 for i up to the longest input yet, grown on demand and shared by
+    threads: both tables are swapped in as one tuple, so a reader never sees one grown and not the other."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._up = self._down = np.ones(1, dtype=_U64)
+        self._tables = (np.ones(1, dtype=_U64), np.ones(1, dtype=_U64))
 
     def get(self, n: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        up, down = self._up, self._down
-        if len(up) <= n:
+        tables = self._tables
+        if len(tables[0]) <= n:
             with self._lock:
-                size = max(n + 1, 2 * len(self._up))
-                self._up = _cumulative(_P, size)
-                self._down = _cumulative(_P_INVERSE, size)
-                up, down = self._up, self._down
-        return up, down
+                if len(self._tables[0]) <= n:
+                    size = max(n + 1, 2 * len(self._tables[0]))
+                    self._tables = (_cumulative(_P, size), _cumulative(_P_INVERSE, size))
+                tables = self._tables
+        return tables
 
 
 def _cumulative(base: int, size: int) -> npt.NDArray[np.uint64]:

@@ -132,3 +132,33 @@ def test_texts_embedded_together_get_the_vectors_they_get_alone() -> None:
     together = HashingEmbedder().embed(texts)
     assert together == [HashingEmbedder().embed([t])[0] for t in texts]
     assert len({tuple(v) for v in together}) == 4  # "" and "__" share the empty bucket
+
+
+def test_a_thread_never_sees_one_power_table_grown_and_not_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer is held between computing the two tables until the reader has read (or 1 s passed,
+    # when the reader correctly waits for the writer): the reader must get two tables of one size.
+    import threading
+
+    powers, read = token_hashing._Powers(), threading.Event()
+    cumulative = token_hashing._cumulative
+
+    def held(base: int, size: int) -> object:
+        if base != token_hashing._P:
+            read.wait(1.0)
+        return cumulative(base, size)
+
+    monkeypatch.setattr(token_hashing, "_cumulative", held)
+    got: list[tuple[int, int]] = []
+
+    def reader() -> None:
+        up, down = powers.get(100)
+        got.append((len(up), len(down)))
+        read.set()
+
+    writer = threading.Thread(target=powers.get, args=(100,))
+    writer.start()
+    first = threading.Thread(target=reader)
+    first.start()
+    first.join(5)
+    writer.join(5)
+    assert got and got[0][0] == got[0][1] > 100
