@@ -7,6 +7,7 @@ from dramatiq.middleware import CurrentMessage, default_middleware
 from dramatiq.middleware.prometheus import Prometheus
 from dramatiq_pg import PostgresBroker
 
+from actors.collector import FrozenBoot
 from actors.memory import MemoryRelease
 from actors.rescue import Rescuer
 from actors.shutdown import SingleTermination
@@ -31,6 +32,7 @@ def make_broker(url: str) -> PostgresBroker:
     broker.add_middleware(Rescuer(url))
     broker.add_middleware(SingleTermination())
     broker.add_middleware(MemoryRelease())
+    broker.add_middleware(FrozenBoot())
     return broker
 
 

@@ -294,7 +294,8 @@ def index(url: str, path: Path, project: str = "bench", force: bool = False,
     return {"status": status.status, "wall_s": round(wall, 2), "files_scanned": status.files_scanned,
             "files_indexed": status.files_indexed, "files_skipped": status.files_skipped,
             "chunks": status.chunks_created, "job_id": status.job_id,
-            "files_per_s": round(status.files_indexed / wall, 1), "chunks_per_s": round(status.chunks_created / wall, 1)}
+            "files_per_s": round(status.files_indexed / wall, 1), "chunks_per_s": round(status.chunks_created / wall, 1),
+            **({"error": f"{status.error_type}: {status.error_message}"} if status.status == "failed" else {})}
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -89,3 +89,25 @@ def test_chunk_rows_with_768_dimension_vectors_stay_inline(empty_db: str) -> Non
             assert cur.fetchone()[0] == 0  # nothing went to the TOAST table
     finally:
         conn.close()
+
+
+def test_deleting_a_repository_still_deletes_its_chunks_through_their_files(empty_db: str) -> None:
+    migrate(empty_db)
+    conn = psycopg2.connect(empty_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO projects (id) VALUES ('p')")
+        cur.execute("INSERT INTO repositories (project_id, root_path, name) VALUES ('p', '/r', 'r') RETURNING id")
+        repo = cur.fetchone()[0]
+        cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
+                    "VALUES (%s, 'a.py', 'python', 1, 1, 'h') RETURNING id", (repo,))
+        file_id = cur.fetchone()[0]
+        cur.execute("INSERT INTO chunks (file_id, repository_id, path, language, start_line, end_line, content, "
+                    "content_hash, embedding, embedding_model) VALUES (%s, %s, 'a.py', 'python', 1, 1, 'x', 'h', "
+                    "'[1,0]', 'm')", (file_id, repo))
+        cur.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'chunks'::regclass AND contype = 'f'")
+        assert cur.fetchone()[0] == 1  # only chunks.file_id: the file's cascade reaches the chunk
+        cur.execute("DELETE FROM repositories WHERE id = %s", (repo,))
+        cur.execute("SELECT count(*) FROM chunks")
+        assert cur.fetchone()[0] == 0
+    conn.close()
