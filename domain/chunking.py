@@ -100,7 +100,8 @@ class _Builder:
         parser = syntax.parser_for(language)
         assert parser is not None
         self.root = parser.parse(self.source).root_node
-        self.paths = syntax.definition_paths(language, self.root)
+        self.holders = self.spec.may_hold()
+        self.paths = syntax.definition_paths(language, self.root) if self.holders is None else None
 
     def build(self) -> list[_Unit]:
         return self._container(self.root, 0, len(self.lines) - 1, None, "code")
@@ -143,6 +144,8 @@ class _Builder:
     def _below(self, node: Any) -> list[Any]:
         """`node`'s named children that may hold a definition, last first."""
         children = reversed(node.named_children)
+        if self.holders is not None:
+            return [c for c in children if c.type in self.holders]
         return list(children) if self.paths is None else [c for c in children if c.id in self.paths]
 
     def _definition(self, inner: Any, start: int, end: int, symbol: str, kind: str) -> list[_Unit]:

@@ -46,6 +46,16 @@ class LanguageSpec:
     separator: str = "."
     #: Nodes that wrap a definition and belong to its text (decorators, `export`, `template<>`).
     wrappers: frozenset[str] = field(default_factory=frozenset)
+    #: Where the grammar puts statements, when definitions are statements and can lie nowhere else
+    #: (Python): the chunker then descends only into these, definitions and wrappers, never into
+    #: expressions, and needs no query over the whole tree (`definition_paths`). None: ask the query.
+    holders: frozenset[str] | None = None
+
+    def may_hold(self) -> frozenset[str] | None:
+        """Node types worth descending into for definitions, or None (`definition_paths` decides)."""
+        if self.holders is None:
+            return None
+        return self.holders | self.wrappers | frozenset(self.definitions)
 
 
 _JS_DEFS = {
@@ -58,12 +68,20 @@ _TS_DEFS = _JS_DEFS | {
     "type_alias_declaration": "type", "enum_declaration": "enum", "internal_module": "namespace",
     "module": "namespace", "function_signature": "function",
 }
+# Python's statement bodies and compound statements, and ERROR (a definition may sit in an unparsed
+# stretch). The chunks of the standard library (including its Python 2 test data) are the same as
+# with `definition_paths` (tests/unit/test_chunking.py), at ~8 us less a chunk (docs/benchmarks.md, B1).
+_PYTHON_STATEMENTS = frozenset({
+    "block", "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause",
+    "except_group_clause", "finally_clause", "with_statement", "for_statement", "while_statement",
+    "match_statement", "case_clause", "ERROR",
+})
 _C_DEFS = {"function_definition": "function", "struct_specifier": "struct", "enum_specifier": "enum",
            "union_specifier": "struct", "type_definition": "type"}
 
 SPECS: dict[str, LanguageSpec] = {
     "python": LanguageSpec({"function_definition": "function", "class_definition": "class"},
-                           wrappers=frozenset({"decorated_definition"})),
+                           wrappers=frozenset({"decorated_definition"}), holders=_PYTHON_STATEMENTS),
     "javascript": LanguageSpec(_JS_DEFS, wrappers=frozenset({"export_statement"})),
     "typescript": LanguageSpec(_TS_DEFS, wrappers=frozenset({"export_statement"})),
     "tsx": LanguageSpec(_TS_DEFS, wrappers=frozenset({"export_statement"})),

@@ -200,3 +200,27 @@ def test_any_text_in_any_language_chunks_and_covers_every_non_blank_line(languag
 def test_arbitrary_unicode_never_raises(text: str, language: str) -> None:
     chunks = chunk_file(text, language, Limits(max_tokens=16, max_lines=8))
     assert all(c.start_line <= c.end_line for c in chunks)
+
+
+def test_python_chunks_found_through_statement_holders_equal_those_found_by_the_definition_query() -> None:
+    # Python descends only into statement nodes (SPECS' holders); the query over the whole tree is the
+    # reference. Every file of the standard library's top level, its asyncio, email and lib2to3 (whose
+    # test data has Python 2 syntax, so ERROR nodes), cut small so that big definitions are split.
+    import dataclasses
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = [p for pattern in ("*.py", "asyncio/*.py", "email/*.py", "lib2to3/**/*.py") for p in root.glob(pattern)]
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(files)]
+    assert len(texts) > 300
+    limits = Limits(max_tokens=64, max_lines=30)
+    spec = syntax.SPECS["python"]
+    holders = [chunk_file(t, "python", limits) for t in texts]
+    syntax.SPECS["python"] = dataclasses.replace(spec, holders=None)
+    try:
+        queried = [chunk_file(t, "python", limits) for t in texts]
+    finally:
+        syntax.SPECS["python"] = spec
+    assert sum(map(len, holders)) > 10_000
+    assert holders == queried
