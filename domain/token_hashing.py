@@ -75,15 +75,32 @@ def _cumulative(base: int, size: int) -> npt.NDArray[np.uint64]:
 
 _powers = _Powers()
 
+# Bytes of text tokenized in one numpy pass: ~40 bytes of temporaries per byte, so ~2.5 MiB a thread.
+WINDOW_BYTES = 64 * 1024
+
 
 def tokens(texts: list[str]) -> Tokens:
     """The token occurrences of every text, in no particular order."""
     ascii_rows = [i for i, t in enumerate(texts) if t.isascii()]
     other_rows = [i for i, t in enumerate(texts) if not t.isascii()]
-    found = [_ascii_tokens([texts[i] for i in ascii_rows], ascii_rows)]
+    found = [_ascii_tokens([texts[i] for i in window], window) for window in _windows(texts, ascii_rows)]
     if other_rows:
         found.append(_listed_tokens([split_identifiers(texts[i]) for i in other_rows], other_rows))
     return Tokens(np.concatenate([f.text for f in found]), np.concatenate([f.hash for f in found]))
+
+
+def _windows(texts: list[str], rows: list[int]) -> list[list[int]]:
+    """`rows` cut into consecutive runs of about WINDOW_BYTES of text (a longer text is a run alone), so
+    the power tables and each call's temporaries stay the size of a window, not of a whole batch."""
+    windows: list[list[int]] = [[]]
+    size = 0
+    for row in rows:
+        if size and size + len(texts[row]) > WINDOW_BYTES:
+            windows.append([])
+            size = 0
+        windows[-1].append(row)
+        size += len(texts[row]) + 1
+    return windows
 
 
 def _ascii_tokens(texts: list[str], rows: list[int]) -> Tokens:

@@ -162,3 +162,15 @@ def test_a_thread_never_sees_one_power_table_grown_and_not_the_other(monkeypatch
     first.join(5)
     writer.join(5)
     assert got and got[0][0] == got[0][1] > 100
+
+
+def test_a_large_batch_is_hashed_in_windows_that_bound_the_power_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 300 texts of ~1 KiB: ~5 windows. The tables grow to the window, not to the batch's ~300 KiB,
+    # and a text gets the vector it gets alone whichever window it fell into.
+    monkeypatch.setattr(token_hashing, "_powers", token_hashing._Powers())
+    texts = [f"def handler_{i}(requestBody, HTTPServer):\n" + "    value = compute_total(x)\n" * 36 for i in range(300)]
+    total = sum(len(t) + 1 for t in texts)
+    assert total > 4 * token_hashing.WINDOW_BYTES
+    together = HashingEmbedder().embed(texts)
+    assert len(token_hashing._powers._tables[0]) <= 2 * (token_hashing.WINDOW_BYTES + max(map(len, texts)))
+    assert together[::37] == [HashingEmbedder().embed([t])[0] for t in texts[::37]]
