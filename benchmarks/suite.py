@@ -116,7 +116,7 @@ def _stage_profile(url: str, files: int) -> dict[str, Any]:
 
     stages = {"discovery": (indexing, "discover"), "chunking": (indexing, "chunks_of"),
               "embedding": (indexing, "_embedded"), "lexical terms": (lexical, "document"),
-              "db: write chunks": (Store, "write_file"), "db: progress": (Store, "record_progress"),
+              "db: write chunks": (Store, "write_files"), "db: progress": (Store, "record_progress"),
               "db: claim batch": (Store, "claim_batch"), "db: finish batch": (Store, "finish_batch"),
               "db: plan": (Store, "plan_batches"), "db: aggregate": (Store, "aggregate_job")}
     spent = dict.fromkeys(stages, 0.0)

@@ -31,10 +31,13 @@ PROGRESS_INTERVAL_S = 1.0
 # Texts embedded at once (see `_embedded`): the largest CODESEARCH_EMBED_BATCH_SIZE, so slices never
 # cut an embedder's own batches short.
 EMBED_SLICE = 256
-# Chunks of consecutive files embedded together (see `_prepared_files`). Larger groups pad less and
+# Chunks of consecutive files embedded together (see `_prepared_groups`). Larger groups pad less and
 # fill more sub-batches, but a batch notices a cancel or a shutdown only between groups: 128 texts
 # are ~4 s of the local model on 2 cores.
 EMBED_GROUP_TEXTS = 128
+# Files written in one transaction at most (see `_prepared_groups`): a group of small or unchanged files
+# ends here even short of EMBED_GROUP_TEXTS.
+GROUP_FILES = 32
 Chunked = tuple[FileRow, list[Chunk]]  # a file to write and its chunks, before embedding
 Prepared = tuple[FileRow, list[ChunkRow]]  # ... and after
 _active: set[tuple[str, int, str]] = set()
@@ -183,14 +186,15 @@ def lease_owner() -> str:
 
 def index_batch(store: Store, settings: Settings, embedder: Embedder, job_id: str, batch_no: int,
                 owner: str | None = None, should_stop: Callable[[], bool] = lambda: False) -> BatchResult:
-    """Claim one batch with a lease, then read, chunk, embed and write its files one by one.
+    """Claim one batch with a lease, then read, chunk, embed and write its files, a group at a time.
 
-    Progress is stored (and the lease renewed) after every file, so a batch taken over after a lost
-    lease resumes at its first unprocessed file with the earlier counts. Stops between files when the
-    job is no longer running ("cancelled"), when the lease was taken back ("lost"), or when
-    `should_stop()` says the worker is shutting down: the lease is then released ("released") and the
-    batch is pending for another worker. A batch someone else holds is left alone ("skipped").
-    Each file's chunks replace the previous ones in one transaction, so redoing a file leaves the same rows.
+    Progress is stored (and the lease renewed) with every group's write, in its transaction, so a
+    batch taken over after a lost lease resumes at its first unwritten group with the earlier counts.
+    Stops between groups when the job is no longer running ("cancelled"), when the lease was taken
+    back ("lost"), or when `should_stop()` says the worker is shutting down: the lease is then
+    released ("released") and the batch is pending for another worker. A batch someone else holds is
+    left alone ("skipped"). A group's files replace their previous chunks in one transaction, so
+    redoing a group leaves the same rows.
     """
     owner = owner or lease_owner()
     batch = store.claim_batch(job_id, batch_no, owner, settings.batch_lease_seconds)
@@ -226,15 +230,17 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
     fresh: dict[str, str] = {}  # vectors computed since the last progress record
     recorded = time.monotonic()
-    for entry, prepared in _prepared_files(store, settings, embedder, repo_id, root, entries, known, fresh):
+    for group in _prepared_groups(store, settings, embedder, repo_id, root, entries, known, fresh):
         if should_stop():
             result.status = "released" if store.release_batch(job_id, batch_no, owner) else "lost"
             return result
-        result.add(len(prepared[1]) if prepared else -1, entry[1])
-        done += 1
+        for entry, prepared in group:
+            result.add(len(prepared[1]) if prepared else -1, entry[1])
+        done += len(group)
         progress = Progress(job_id, batch_no, owner, settings.batch_lease_seconds, done, **result.totals())
-        if prepared:
-            held = store.write_file(progress, repo_id, *prepared, embedder.model_id, fresh)
+        written = [prepared for _, prepared in group if prepared]
+        if written:
+            held = store.write_files(progress, repo_id, written, embedder.model_id, fresh)
         elif not fresh and time.monotonic() - recorded < PROGRESS_INTERVAL_S:
             continue  # unchanged files cost a stat; recording each of them would cost a round trip more
         else:
@@ -249,15 +255,17 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     return result
 
 
-def _prepared_files(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
-                    entries: Sequence[FileEntry], known: dict[str, FileRow],
-                    fresh: dict[str, str]) -> Iterator[tuple[FileEntry, Prepared | None]]:
-    """Each entry, in order, with its file row and embedded chunks to write (None: skipped).
+def _prepared_groups(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
+                     entries: Sequence[FileEntry], known: dict[str, FileRow],
+                     fresh: dict[str, str]) -> Iterator[list[tuple[FileEntry, Prepared | None]]]:
+    """The entries in order, in groups, each with its file row and embedded chunks to write (None:
+    skipped); the caller writes a group's files in one transaction before asking for the next.
 
     The chunks of consecutive files are embedded together, EMBED_GROUP_TEXTS or more at a time, so a
-    model's sub-batches are full and of similar lengths even where files are small. Files are read
-    and chunked ahead of the writes by at most one group, and each holds a reservation of the
-    process's memory budget (`domain.budget`) from before it is read until it is written.
+    model's sub-batches are full and of similar lengths even where files are small; a group also ends
+    after GROUP_FILES files, so a run of unchanged files is recorded (and a cancel noticed) as often.
+    Files are read and chunked ahead of the writes by at most one group, and each holds a reservation
+    of the process's memory budget (`domain.budget`) from before it is read until it is written.
     """
     group: list[tuple[FileEntry, Chunked | None]] = []
     texts = held = 0
@@ -267,7 +275,8 @@ def _prepared_files(store: Store, settings: Settings, embedder: Embedder, repo_i
             cost = 0 if _same_stamp(entry, previous) else budget.file_cost(entry[1])
             if not budget.files_in_flight.try_reserve(cost):
                 # Never wait while holding: embed and write what this thread has in hand first.
-                yield from _embedded_group(store, embedder, group, fresh)
+                if group:
+                    yield _embedded_group(store, embedder, group, fresh)
                 budget.files_in_flight.release(held)
                 group, texts, held = [], 0, 0
                 budget.files_in_flight.reserve(cost)
@@ -278,11 +287,12 @@ def _prepared_files(store: Store, settings: Settings, embedder: Embedder, repo_i
                 held -= cost
             group.append((entry, chunked))
             texts += len(chunked[1]) if chunked else 0
-            if texts >= EMBED_GROUP_TEXTS:
-                yield from _embedded_group(store, embedder, group, fresh)
+            if texts >= EMBED_GROUP_TEXTS or len(group) >= GROUP_FILES:
+                yield _embedded_group(store, embedder, group, fresh)
                 budget.files_in_flight.release(held)  # the group's files are written by now
                 group, texts, held = [], 0, 0
-        yield from _embedded_group(store, embedder, group, fresh)
+        if group:
+            yield _embedded_group(store, embedder, group, fresh)
     finally:  # also when the caller stops early (shutdown, lost lease) or a file fails
         budget.files_in_flight.release(held)
 
@@ -311,19 +321,17 @@ def _chunked_file(store: Store, settings: Settings, embedder: Embedder, repo_id:
 
 
 def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[FileEntry, Chunked | None]],
-                    fresh: dict[str, str]) -> Iterator[tuple[FileEntry, Prepared | None]]:
+                    fresh: dict[str, str]) -> list[tuple[FileEntry, Prepared | None]]:
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
     texts = [_embedded_text(c[0].path, piece) for _, c in group if c for piece in c[1]]
     vectors = iter(embed_cached(store, embedder, texts, fresh))
-    for entry, chunked in group:
-        if chunked is None:
-            yield entry, None
-            continue
-        file, pieces = chunked
-        yield entry, (file, [ChunkRow(p.start_line, p.end_line, p.content,
-                                      hashlib.sha256(p.content.encode("utf-8", "surrogatepass")).hexdigest(),
-                                      next(vectors), p.symbol, p.kind, lexical.document(file.path, p.symbol, p.content))
-                             for p in pieces])
+    return [(entry, None) if chunked is None else
+            (entry, (chunked[0], [ChunkRow(p.start_line, p.end_line, p.content,
+                                           hashlib.sha256(p.content.encode("utf-8", "surrogatepass")).hexdigest(),
+                                           next(vectors), p.symbol, p.kind,
+                                           lexical.document(chunked[0].path, p.symbol, p.content))
+                                  for p in chunked[1]]))
+            for entry, chunked in group]
 
 
 def _embedded_text(path: str, chunk: Chunk) -> str:

@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     job_status_retention_days: float = Field(
         default=30, gt=0, validation_alias=_issue_env("JOB_STATUS_RETENTION_DAYS"))
     # A claimed batch is held this long without renewal. Each worker process renews its threads'
-    # leases every 5 s (actors/rescue.py RESCUE_INTERVAL_S) and after every file, so this must stay
-    # well above 5 s; after a kill -9 the batch waits up to this long (+5 s) before it is re-sent.
+    # leases every 5 s (actors/rescue.py RESCUE_INTERVAL_S) and with every group of files written,
+    # so this must stay well above 5 s; after a kill -9 the batch waits up to this long (+5 s) before
+    # it is re-sent.
     batch_lease_seconds: float = Field(default=15, ge=6, validation_alias=_env("CODESEARCH_BATCH_LEASE_SECONDS"))
     # Claims of one batch (Dramatiq retries and reaper rescues together) before it fails its job.
     batch_max_attempts: int = Field(default=6, ge=1, validation_alias=_env("CODESEARCH_BATCH_MAX_ATTEMPTS"))

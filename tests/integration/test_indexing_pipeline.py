@@ -316,3 +316,53 @@ def test_chunk_text_with_copy_format_specials_is_stored_exactly(store: Store, se
     for path, text in (("src/we\\ird name.py", awkward), ("notes\tTAB.md", "# A\\B\n\n\\N\ttab\n")):
         expected = [c.content for c in indexing.chunks_of(settings, path, text)]
         assert [r["content"] for r in rows if r["path"] == path] == expected
+
+
+def test_a_batch_writes_its_files_in_groups_and_the_index_equals_a_fresh_one(
+        store: Store, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 files of 12 small functions in one batch: several files a transaction, never all of them.
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=100)
+    repo = code_corpus(tmp_path / "repo", 40)
+    groups: list[int] = []
+    write_files = store.write_files
+
+    def counted(progress, repository_id, files, model, new_vectors):  # type: ignore[no-untyped-def]
+        groups.append(len(files))
+        return write_files(progress, repository_id, files, model, new_vectors)
+
+    monkeypatch.setattr(store, "write_files", counted)
+    status = run_job(store, settings, embedder, repo)
+    assert status.status == "completed" and (status.files_indexed, status.chunks_created > 0) == (40, True)
+    assert sum(groups) == 40 and 1 < len(groups) < 40 and max(groups) <= indexing.GROUP_FILES
+    assert chunk_set(store.url, repo) == reference_chunk_set(repo)
+
+
+def test_a_group_written_by_a_holder_that_lost_its_batch_writes_no_file_of_it(
+        store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    from domain.store import ChunkRow, FileRow, Progress
+
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=100)
+    repo = code_corpus(tmp_path / "repo", 3)
+    status, _ = jobs.create_job(store, str(repo), "p1", False)
+    batches = indexing.plan_job(store, settings, embedder, status.job_id)
+    assert batches == [0]
+    assert store.claim_batch(status.job_id, 0, "holder", 30) is not None
+    repo_id = str((store.get_job(status.job_id) or {})["repository_id"])
+    vector = embedder.embed(["def f(): pass"])[0]
+    files = [(FileRow(f"new_{i}.py", "python", 10, 1, f"{i:064x}"),
+              [ChunkRow(1, 1, f"def f{i}(): pass", f"{i:064x}", vector)]) for i in range(3)]
+
+    def progress(owner: str) -> Progress:
+        return Progress(status.job_id, 0, owner, 30, 3, 3, 0, 3)
+
+    assert store.write_files(progress("someone else"), repo_id, files, embedder.model_id, {}) is False
+    with store.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM files WHERE path LIKE 'new_%%'")
+        assert cur.fetchone()["n"] == 0
+    assert store.write_files(progress("holder"), repo_id, files, embedder.model_id, {}) is True
+    with store.transaction() as cur:
+        cur.execute("SELECT f.path, count(c.id) AS n FROM files f JOIN chunks c ON c.file_id = f.id "
+                    "WHERE f.path LIKE 'new_%%' GROUP BY 1 ORDER BY 1")
+        assert [(r["path"], r["n"]) for r in cur.fetchall()] == [("new_0.py", 1), ("new_1.py", 1), ("new_2.py", 1)]
+        cur.execute("SELECT files_done FROM indexing_batches WHERE job_id = %s AND batch_no = 0", (status.job_id,))
+        assert cur.fetchone()["files_done"] == 3

@@ -93,6 +93,7 @@ def test_a_batch_that_stops_or_fails_gives_its_reservations_back(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = RecordingBudget(10**9)
     monkeypatch.setattr(budget, "files_in_flight", recorder)
+    monkeypatch.setattr(indexing, "GROUP_FILES", 1)  # a batch stops between groups: here each file is one
     settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_BATCH_MAX_FILES=8)
     repo = code_corpus(tmp_path / "repo", 8, functions=40)
     job_id, batches = planned(store, settings, HashingEmbedder(), repo)

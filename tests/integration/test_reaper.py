@@ -132,7 +132,9 @@ def test_finished_jobs_and_messages_past_retention_are_pruned(store: Store, tmp_
     assert store.get_job(old) is None and store.get_job(recent) is not None
 
 
-def test_a_batch_resumed_after_a_release_does_not_redo_or_miscount_its_files(store: Store, tmp_path: Path) -> None:
+def test_a_batch_resumed_after_a_release_does_not_redo_or_miscount_its_files(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexing, "GROUP_FILES", 1)  # a batch stops between groups: here each file is one
     job_id = _planned(store, code_corpus(tmp_path / "r", 4))
     calls = iter([False, False, True])  # stop before the third file, as a SIGTERM would
     first = indexing.index_batch(store, SETTINGS, EMBEDDER, job_id, 0, should_stop=lambda: next(calls))
