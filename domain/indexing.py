@@ -325,13 +325,14 @@ def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[File
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
     texts = [_embedded_text(c[0].path, piece) for _, c in group if c for piece in c[1]]
     vectors = iter(embed_cached(store, embedder, texts, fresh))
-    return [(entry, None) if chunked is None else
-            (entry, (chunked[0], [ChunkRow(p.start_line, p.end_line, p.content,
-                                           hashlib.sha256(p.content.encode("utf-8", "surrogatepass")).hexdigest(),
-                                           next(vectors), p.symbol, p.kind,
-                                           lexical.document(chunked[0].path, p.symbol, p.content))
-                                  for p in chunked[1]]))
-            for entry, chunked in group]
+
+    def rows(file: FileRow, pieces: list[Chunk]) -> list[ChunkRow]:
+        return [ChunkRow(p.start_line, p.end_line, p.content,
+                         hashlib.sha256(p.content.encode("utf-8", "surrogatepass")).hexdigest(),
+                         next(vectors), p.symbol, p.kind, lexical.document(file.path, p.symbol, p.content))
+                for p in pieces]
+
+    return [(entry, None if chunked is None else (chunked[0], rows(*chunked))) for entry, chunked in group]
 
 
 def _embedded_text(path: str, chunk: Chunk) -> str:

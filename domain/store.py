@@ -606,8 +606,8 @@ class Store:
                             size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns,
                             content_hash = EXCLUDED.content_hash, indexed_at = now()
                         RETURNING id, path),
-                    -- = ANY of an array: an index scan for each id. IN (SELECT ...) of the CTE's rows
-                    -- was planned as a hash join over every chunk: 2.7x PostgreSQL's CPU in b1.
+                    -- = ANY of an array is an index scan on chunks_file_idx whatever the estimates; with
+                    -- IN (SELECT ...) of the CTE's rows one b1 took 2.7x PostgreSQL's CPU (docs/benchmarks.md).
                     gone AS (DELETE FROM chunks WHERE file_id = ANY(ARRAY(SELECT id FROM file)))
                     {_cached_vectors(cur, new_vectors)}
                     SELECT id, path FROM file""",
@@ -617,8 +617,9 @@ class Store:
             if len(ids) != len(files):
                 return False
             model_field = _copy_field(model)
-            rows = [(f"{ids[file.path]}\t{repository_id}\t{_copy_field(file.path)}\t{_copy_field(file.language)}", chunk)
-                    for file, chunks in files for chunk in chunks]
+            fixed_fields = (f"{ids[file.path]}\t{repository_id}\t{_copy_field(file.path)}\t{_copy_field(file.language)}"
+                            for file, _ in files)
+            rows = [(fixed, chunk) for fixed, (_, chunks) in zip(fixed_fields, files) for chunk in chunks]
             for start in range(0, len(rows), WRITE_PAGE_ROWS):
                 page = "".join(
                     f"{fixed}\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
