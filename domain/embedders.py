@@ -22,7 +22,7 @@ import psutil
 from domain import token_hashing
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
 from domain.settings import Settings, affinity_cores
-from domain.store import encode_vectors
+from domain.pgbinary import halfvecs
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +218,9 @@ class LocalEmbedder:
         vectors: list[list[float]] = self._matrix(texts).tolist() if texts else []
         return vectors
 
-    def embed_encoded(self, texts: Sequence[str]) -> list[str]:
-        """`embed`'s vectors in the store's form. Raises: as `embed`."""
-        return encode_vectors(self._matrix(texts)) if texts else []
+    def embed_encoded(self, texts: Sequence[str]) -> list[bytes]:
+        """`embed`'s vectors in halfvec's binary form, the form the store writes. Raises: as `embed`."""
+        return halfvecs(self._matrix(texts)) if texts else []
 
     def _matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """The vectors as rows. Sub-batches hold texts of similar token counts, since each is padded to
@@ -473,9 +473,9 @@ class HashingEmbedder:
         rows: list[list[float]] = self._matrix(texts).tolist()
         return rows
 
-    def embed_encoded(self, texts: Sequence[str]) -> list[str]:
-        """`embed`'s vectors in the store's form, encoded for the whole batch at once."""
-        return encode_vectors(self._matrix(texts))
+    def embed_encoded(self, texts: Sequence[str]) -> list[bytes]:
+        """`embed`'s vectors in halfvec's binary form, the form the store writes, for the whole batch at once."""
+        return halfvecs(self._matrix(texts))
 
     def _matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """The vectors as rows: each text's distinct tokens, weighted 1 + log(count) with a sign, summed

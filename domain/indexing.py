@@ -13,15 +13,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from domain import budget, lexical
 from domain.chunker import Chunk
 from domain.chunking import Limits, chunk_file, estimate_line_tokens
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
 from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
+from domain.pgbinary import halfvecs
 from domain.secrets import SecretPolicy
 from domain.settings import Settings
-from domain.store import ChunkRow, FileRow, Progress, Store, encode_vector
+from domain.store import ChunkRow, FileRow, Progress, Store, StoredVector
 
 log = logging.getLogger(__name__)
 FileEntry = tuple[str, int, int]  # path, size, mtime_ns: how a batch lists its files
@@ -228,7 +231,7 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
     done = int(batch["files_done"])
     entries: list[FileEntry] = [tuple(e) for e in batch["files"]][done:]
     known = {} if force else store.known_files(repo_id, [e[0] for e in entries])
-    fresh: dict[str, str] = {}  # vectors computed since the last progress record
+    fresh: dict[str, StoredVector] = {}  # vectors computed since the last progress record
     recorded = time.monotonic()
     for group in _prepared_groups(store, settings, embedder, repo_id, root, entries, known, fresh):
         if should_stop():
@@ -257,7 +260,7 @@ def _run_batch(store: Store, settings: Settings, embedder: Embedder, batch: dict
 
 def _prepared_groups(store: Store, settings: Settings, embedder: Embedder, repo_id: str, root: Path,
                      entries: Sequence[FileEntry], known: dict[str, FileRow],
-                     fresh: dict[str, str]) -> Iterator[list[tuple[FileEntry, Prepared | None]]]:
+                     fresh: dict[str, StoredVector]) -> Iterator[list[tuple[FileEntry, Prepared | None]]]:
     """The entries in order, in groups, each with its file row and embedded chunks to write (None:
     skipped); the caller writes a group's files in one transaction before asking for the next.
 
@@ -321,7 +324,7 @@ def _chunked_file(store: Store, settings: Settings, embedder: Embedder, repo_id:
 
 
 def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[FileEntry, Chunked | None]],
-                    fresh: dict[str, str]) -> list[tuple[FileEntry, Prepared | None]]:
+                    fresh: dict[str, StoredVector]) -> list[tuple[FileEntry, Prepared | None]]:
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
     texts = [_embedded_text(c[0].path, piece) for _, c in group if c for piece in c[1]]
     vectors = iter(embed_cached(store, embedder, texts, fresh))
@@ -348,22 +351,23 @@ def chunks_of(settings: Settings, path: str, text: str,
     return chunk_file(text, language or language_for(path, text[:200].split("\n", 1)[0]), limits,
                       window_lines=settings.chunk_max_lines, window_chars=settings.chunk_max_chars,
                       overlap=settings.chunk_overlap_lines)
-def _embedded(texts: Sequence[str], embedder: Embedder) -> list[str]:
-    """Vectors in the store's form: straight from the embedder when it can give that form (Ollama).
+def _embedded(texts: Sequence[str], embedder: Embedder) -> list[StoredVector]:
+    """Vectors in a form the store writes (`StoredVector`): straight from the embedder when it can give
+    one (`embed_encoded`).
 
     Embedded EMBED_SLICE texts at a time, so a file of thousands of chunks never holds all its
     vectors as Python floats (32 bytes each: 25 MB for 1,000 chunks of 768 dimensions; at most
     6 MB a slice)."""
     encoded = getattr(embedder, "embed_encoded", None)
-    out: list[str] = []
+    out: list[StoredVector] = []
     for start in range(0, len(texts), EMBED_SLICE):
         part = texts[start:start + EMBED_SLICE]
-        out += encoded(part) if callable(encoded) else [encode_vector(v) for v in embedder.embed(part)]
+        out += encoded(part) if callable(encoded) else halfvecs(np.asarray(embedder.embed(part), dtype=np.float64))
     return out
 
 
 def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
-                 fresh: dict[str, str]) -> list[str]:
+                 fresh: dict[str, StoredVector]) -> list[StoredVector]:
     """One vector per text (in the store's encoded form), embedding only texts with no cached vector.
 
     The cache key is (model id, sha256 of the exact embedded text), so a reverted edit, a re-index with
@@ -376,7 +380,7 @@ def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
     if not getattr(embedder, "cache_vectors", True):
         return _embedded(texts, embedder)
     hashes = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
-    vectors: dict[str, str] = {h: fresh[h] for h in hashes if h in fresh}
+    vectors: dict[str, StoredVector] = {h: fresh[h] for h in hashes if h in fresh}
     vectors.update(store.cached_embeddings(embedder.model_id, [h for h in hashes if h not in vectors]))
     missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}.items())
     if missing:

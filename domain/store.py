@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
+import struct
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,9 +25,14 @@ import psycopg2.extras
 import psycopg2.pool
 from psycopg2.extensions import cursor as Cursor
 
+from domain import pgbinary
 from domain.errors import DatabaseUnavailable, EmbedderUnavailable
 
 Row = dict[str, Any]
+#: A vector as the store takes it: halfvec's binary form (`pgbinary.halfvecs`, what the local and
+#: hashing embedders give and the embedding cache hands back), or pgvector's text form (Ollama's
+#: JSON numbers as they came: PostgreSQL parses them ~10x faster than numpy does).
+StoredVector = bytes | str
 #: Failures that may pass if the same work is tried again later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     DatabaseUnavailable, EmbedderUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError,
@@ -46,12 +52,12 @@ class ChunkRow:
     end_line: int
     content: str
     content_hash: str
-    #: The vector, or its stored form from `encode_vector` (what the embedding cache hands back).
-    embedding: Sequence[float] | str
+    #: The vector, or a stored form of it (`StoredVector`).
+    embedding: Sequence[float] | StoredVector
     symbol: str | None = None
     kind: str | None = None
-    #: The chunk's tsvector in text form (`lexical.document`): symbol (A), path (B) and body terms.
-    lexical: str = ""
+    #: The chunk's tsvector in binary form (`lexical.document`): symbol (A), path (B) and body terms.
+    lexical: bytes = b"\x00\x00\x00\x00"  # no lexemes
 
 
 @dataclass(frozen=True)
@@ -84,9 +90,6 @@ class Progress:
                 "files_skipped": self.files_skipped, "chunks_created": self.chunks_created}
 
 
-#: Chunk rows sent per COPY: bounds the text a writing thread holds (~0.4 MB for 768-d vectors);
-#: longer statements were not faster, and their buffers raised worker RSS by half.
-WRITE_PAGE_ROWS = 100
 # A batch's progress, guarded: only while the job runs (its row locked FOR SHARE, see `write_files`) and
 # the holder still holds the batch. Returns the batch number when it was recorded.
 _PROGRESS = """UPDATE indexing_batches b SET files_done = %(files_done)s, files_indexed = %(files_indexed)s,
@@ -120,7 +123,8 @@ class Store:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
                 # A forked child must not reuse its parent's sockets.
-                pool = psycopg2.pool.ThreadedConnectionPool(0, self._max, self.url)
+                # UTF8: binary COPY sends text fields and lexemes encoded so (`pgbinary`).
+                pool = psycopg2.pool.ThreadedConnectionPool(0, self._max, self.url, client_encoding="UTF8")
                 # Connections open on demand (minconn 0 at creation) but stay open once returned: with
                 # minconn left at 0, psycopg2 closes every returned connection, and each transaction
                 # paid for a new one (~6 ms; 172 of them in 80 files of a batch).
@@ -519,7 +523,7 @@ class Store:
             {"owner": owner, "lease": lease_s, "job": job_id, "batch": batch_no},
         )
 
-    def record_progress(self, progress: Progress, model: str, new_vectors: Mapping[str, Sequence[float] | str]) -> bool:
+    def record_progress(self, progress: Progress, model: str, new_vectors: Mapping[str, Sequence[float] | StoredVector]) -> bool:
         """Store a running batch's progress, renew its lease and cache the vectors its last files needed.
 
         One round trip. Returns False when the holder no longer holds the batch (the reaper took it
@@ -573,7 +577,7 @@ class Store:
             )
 
     def write_files(self, progress: Progress, repository_id: str, files: Sequence[tuple[FileRow, Sequence[ChunkRow]]],
-                    model: str, new_vectors: Mapping[str, Sequence[float] | str]) -> bool:
+                    model: str, new_vectors: Mapping[str, Sequence[float] | StoredVector]) -> bool:
         """Replace several files' chunks and record the batch's progress after them, atomically and
         idempotently: as `record_progress`, and nothing is written unless the job runs and the batch
         is still held (returns False then; the caller must stop).
@@ -586,8 +590,8 @@ class Store:
         last writes, but only as a suffix of the WAL: their progress records are forgotten with them,
         so the batch redoes those files; batch and job completion commit durably, flushing every
         write before them. The guard, the progress record and every file row are one statement and
-        the chunks of every file one COPY (a page of WRITE_PAGE_ROWS at a time): four round trips
-        for a group of files, where a transaction a file took four for each.
+        the chunks of every file one binary COPY (`_ChunkStream`): four round trips for a group of
+        files, where a transaction a file took four for each.
         """
         with self.transaction(durable=False) as cur:
             params = {**progress.params(), "repo": repository_id, "model": model,
@@ -616,19 +620,7 @@ class Store:
             ids = {row["path"]: row["id"] for row in cur.fetchall()}
             if len(ids) != len(files):
                 return False
-            model_field = _copy_field(model)
-            fixed_fields = (f"{ids[file.path]}\t{repository_id}\t{_copy_field(file.path)}\t{_copy_field(file.language)}"
-                            for file, _ in files)
-            rows = [(fixed, chunk) for fixed, (_, chunks) in zip(fixed_fields, files) for chunk in chunks]
-            for start in range(0, len(rows), WRITE_PAGE_ROWS):
-                page = "".join(
-                    f"{fixed}\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
-                    f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t{model_field}\t"
-                    f"{c.lexical}\n" for fixed, c in rows[start:start + WRITE_PAGE_ROWS])
-                # Sent 8 KiB at a time (copy_expert's default): libpq's output buffer then stays that
-                # small. A whole page at once grew it to the page (~0.5 MB), on every pooled connection.
-                data = page.encode(psycopg2.extensions.encodings[cur.connection.encoding])
-                cur.copy_expert(_COPY_CHUNKS, io.BytesIO(data))
+            cur.copy_expert(_COPY_CHUNKS, _ChunkStream(ids, repository_id, files, model, _stored_vectors(cur, files)))
             return True
 
     def finish_batch(self, job_id: str, batch_no: int, owner: str, result: dict[str, Any]) -> bool:
@@ -816,15 +808,16 @@ class Store:
 
     # --- embedding cache ------------------------------------------------------------------------
 
-    def cached_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, str]:
-        """Vectors already computed by `model` for these text hashes, in their stored form (`encode_vector`)."""
+    def cached_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, bytes]:
+        """Vectors already computed by `model` for these text hashes, in halfvec's binary form."""
         if not text_hashes:
             return {}
         rows = self._all(
-            "SELECT text_hash, embedding::text AS embedding FROM embedding_cache WHERE model = %s AND text_hash = ANY(%s)",
+            "SELECT text_hash, halfvec_send(embedding) AS embedding FROM embedding_cache "
+            "WHERE model = %s AND text_hash = ANY(%s)",
             (model, list(text_hashes)),
         )
-        return {r["text_hash"]: r["embedding"] for r in rows}
+        return {r["text_hash"]: bytes(r["embedding"]) for r in rows}
 
     # --- search ---------------------------------------------------------------------------------
 
@@ -1135,7 +1128,7 @@ def _vector_index_name(model: str) -> str:
     return "chunks_embedding_hnsw_" + hashlib.sha1(model.encode()).hexdigest()[:12]
 
 
-def _cached_vectors(cur: Cursor, vectors: Mapping[str, Sequence[float] | str]) -> str:
+def _cached_vectors(cur: Cursor, vectors: Mapping[str, Sequence[float] | StoredVector]) -> str:
     """A CTE (", cached AS (...)") adding `vectors` of `%(model)s` to the embedding cache while the batch
     is held, or ""."""
     if not vectors:
@@ -1160,23 +1153,81 @@ def _like_literal(text: str | None) -> str | None:
 #: multi-row INSERT made it lex and parse every row's ~5 KB of SQL literals first: ~100 us a row
 #: against ~36 us for inserting the same typed rows (docs/benchmarks.md, B1).
 _COPY_CHUNKS = """COPY chunks (file_id, repository_id, path, language, symbol, kind, start_line, end_line, content,
-                               content_hash, embedding, embedding_model, lexemes) FROM STDIN"""
+                               content_hash, embedding, embedding_model, lexemes) FROM STDIN (FORMAT binary)"""
+_COPY_FIELDS = b"\x00\x0d"  # each row's field count: the 13 columns of _COPY_CHUNKS
+_LINES = struct.Struct(">iiii")  # start_line and end_line: length 4 and value, each
+_HASH = pgbinary.LENGTH.pack(64)  # content_hash: 64 hexadecimal digits
 
 
-def _copy_field(value: str | None) -> str:
-    """A text value in COPY's text format: \\N for NULL; backslash, tab, newline and CR escaped."""
-    if value is None:
-        return "\\N"
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+class _ChunkStream:
+    """The chunk rows of several files as one binary COPY stream, produced as copy_expert reads it: a
+    read returns a few rows (~8 KiB, copy_expert's default), so neither this nor libpq's output buffer
+    ever holds more. Each file's first four fields are encoded once for all its chunks."""
+
+    def __init__(self, ids: Mapping[str, int], repository_id: str, files: Sequence[tuple[FileRow, Sequence[ChunkRow]]],
+                 model: str, vectors: Sequence[bytes]) -> None:
+        self._rows = self._chunks(ids, pgbinary.field(uuid.UUID(repository_id).bytes), files)
+        self._model = pgbinary.text_field(model)
+        self._vectors = iter(vectors)
+        self._started = self._ended = False
+
+    @staticmethod
+    def _chunks(ids: Mapping[str, int], repository: bytes,
+                files: Sequence[tuple[FileRow, Sequence[ChunkRow]]]) -> Iterator[tuple[bytes, ChunkRow]]:
+        for file, chunks in files:
+            fixed = (_COPY_FIELDS + pgbinary.bigint_field(ids[file.path]) + repository
+                     + pgbinary.text_field(file.path) + pgbinary.text_field(file.language))
+            for chunk in chunks:
+                yield fixed, chunk
+
+    def read(self, size: int = 8192) -> bytes:
+        parts: list[bytes] = []
+        if not self._started:
+            parts.append(pgbinary.HEADER)
+            self._started = True
+        length, length_of = 0, pgbinary.LENGTH.pack
+        for fixed, c in self._rows:
+            content, vector = c.content.encode(), next(self._vectors)
+            row = (fixed, pgbinary.text_field(c.symbol), pgbinary.text_field(c.kind),
+                   _LINES.pack(4, c.start_line, 4, c.end_line), length_of(len(content)), content,
+                   _HASH, c.content_hash.encode(), length_of(len(vector)), vector, self._model,
+                   length_of(len(c.lexical)), c.lexical)
+            parts += row
+            length += len(content) + len(vector) + len(c.lexical)
+            if length >= size:
+                return b"".join(parts)
+        if not self._ended:
+            parts.append(pgbinary.TRAILER)
+            self._ended = True
+        return b"".join(parts)
 
 
-def encode_vector(values: Sequence[float] | str) -> str:
-    """A vector in the form the store keeps it (pgvector's text form); an encoded one passes through.
+def _stored_vectors(cur: Cursor, files: Sequence[tuple[FileRow, Sequence[ChunkRow]]]) -> list[bytes]:
+    """Every chunk's vector in halfvec's binary form, in order. Text forms (Ollama's) are converted by
+    the database, in one statement for all of them; lists of floats here."""
+    vectors: list[Any] = [chunk.embedding for _, chunks in files for chunk in chunks]
+    texts = [n for n, v in enumerate(vectors) if isinstance(v, str)]
+    if texts:
+        cur.execute("SELECT halfvec_send(v::halfvec) AS payload FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, n) "
+                    "ORDER BY n", ([vectors[n] for n in texts],))
+        for n, row in zip(texts, cur.fetchall(), strict=True):
+            vectors[n] = bytes(row["payload"])
+    for n, vector in enumerate(vectors):
+        if not isinstance(vector, bytes):
+            vectors[n] = pgbinary.halfvecs(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0]
+    return vectors
+
+
+def encode_vector(values: Sequence[float] | StoredVector) -> str:
+    """A vector in pgvector's text form, for a statement's parameter; a text form passes through, a
+    binary one (`pgbinary.halfvecs`) is decoded.
 
     Raises: ValueError for a vector with NaN or infinite components.
     """
     if isinstance(values, str):
         return values
+    if isinstance(values, bytes):
+        return encode_vectors(pgbinary.halfvec_components(values).reshape(1, -1))[0]
     return encode_vectors(np.asarray(values, dtype=np.float64).reshape(1, -1))[0]
 
 

@@ -34,7 +34,9 @@ def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path,
     assert corpus["status"] == "completed" and corpus["files_indexed"] == 12 and corpus["chunks"] > 12
     assert result["b1"]["workers_boot_s"] > 0  # timing starts once the workers have booted
     cpu = corpus["cpu_us_per_chunk"]  # both sides of the pipeline are metered
-    assert cpu["workers"] > 0 and cpu["postgres"] > 0 and cpu["machine_busy"] > 0
+    # PostgreSQL's share of a 12-file job can stay under one clock tick (10 ms): the meter itself is
+    # checked against a known load below.
+    assert cpu["workers"] > 0 and cpu["postgres"] >= 0 and cpu["machine_busy"] > 0
     b4 = result["b4"]
     assert b4["chunks"] == corpus["chunks"]
     assert set(b4["hybrid/none"]["excluded"]) == {"p50", "p95", "p99"}
@@ -42,3 +44,19 @@ def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path,
     stages = result["b1"]["stages_one_thread"]
     assert stages["files"] == 6 and stages["chunks"] > 6
     assert 0 < stages["share"]["chunking"] < 1 and 0 < stages["share"]["db: write chunks"] < 1
+
+
+def test_the_postgresql_cpu_meter_counts_a_backend_that_works(fresh_db: str) -> None:
+    import psycopg2
+
+    from benchmarks.harness import postgres_cpu_s
+
+    conn = psycopg2.connect(fresh_db)
+    try:
+        before = postgres_cpu_s()
+        with conn.cursor() as cur:  # ~0.3 s of one backend's CPU
+            cur.execute("SELECT count(*) FROM generate_series(1, 5000000) AS n WHERE n % 7 = 3")
+            assert cur.fetchone()[0] == 714286
+        assert postgres_cpu_s() - before > 0.1
+    finally:
+        conn.close()

@@ -366,3 +366,30 @@ def test_a_group_written_by_a_holder_that_lost_its_batch_writes_no_file_of_it(
         assert [(r["path"], r["n"]) for r in cur.fetchall()] == [("new_0.py", 1), ("new_1.py", 1), ("new_2.py", 1)]
         cur.execute("SELECT files_done FROM indexing_batches WHERE job_id = %s AND batch_no = 0", (status.job_id,))
         assert cur.fetchone()["files_done"] == 3
+
+
+def test_a_vector_given_as_floats_as_text_or_in_binary_is_stored_alike(store: Store, embedder: Embedder,
+                                                                       tmp_path: Path) -> None:
+    """Chunks go in by binary COPY whatever form their vector came in: Ollama's text forms are
+    converted by the database, floats here; the binary form is what halfvec_send gives."""
+    import numpy as np
+
+    from domain.pgbinary import halfvecs
+    from domain.store import ChunkRow, FileRow, Progress, encode_vector
+
+    status, _ = jobs.create_job(store, str(code_corpus(tmp_path / "repo", 1)), "p1", False)
+    assert indexing.plan_job(store, Settings(CODESEARCH_EMBEDDER="hashing"), embedder, status.job_id) == [0]  # type: ignore[call-arg]
+    assert store.claim_batch(status.job_id, 0, "holder", 30) is not None
+    repo_id = str((store.get_job(status.job_id) or {})["repository_id"])
+    vector = [0.6, -0.8, 0.0, 1 / 3]
+    forms = {"floats.py": vector, "text.py": encode_vector(vector), "binary.py": halfvecs(np.array([vector]))[0]}
+    files = [(FileRow(path, "python", 10, 1, f"{n:064x}"), [ChunkRow(1, 1, "x = 1", f"{n:064x}", form)])
+             for n, (path, form) in enumerate(forms.items())]
+    assert store.write_files(Progress(status.job_id, 0, "holder", 30, 3, 3, 0, 3), repo_id, files, "test", {})
+    with store.transaction() as cur:
+        cur.execute("SELECT path, embedding::text AS text, halfvec_send(embedding) AS sent FROM chunks "
+                    "WHERE embedding_model = 'test' ORDER BY path")
+        rows = cur.fetchall()
+    assert [r["path"] for r in rows] == sorted(forms)
+    assert {r["text"] for r in rows} == {"[0.60009766,-0.7998047,0,0.33325195]"}  # the nearest halves
+    assert {bytes(r["sent"]) for r in rows} == {forms["binary.py"]}

@@ -1,4 +1,4 @@
-"""The tsvector text `lexical.document` ranks exactly as PostgreSQL's own `to_tsvector` would, for the
+"""The tsvector `lexical.document` builds ranks exactly as PostgreSQL's own `to_tsvector` would, for the
 queries search ranks with: an OR of terms (`lexical.plan`'s `rank`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from domain.indexing import chunks_of
 from domain.settings import Settings
 from domain.store import Store
 from tests.integration.test_indexing_pipeline import run_job
-from tests.support import make_repo
+from tests.support import make_repo, tsvector_text
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = ["store", "chunk | file", "write | file | store", "job | batch | lease", "vector", "settings | path"]
@@ -38,7 +38,7 @@ def test_built_lexemes_rank_every_query_as_the_database_parser_would(fresh_db: s
     try:
         with conn.cursor() as cur:
             for path, symbol, content in chunks:
-                built = lexical.document(path, symbol, content)
+                built = tsvector_text(lexical.document(path, symbol, content))
                 parts = (" ".join(lexical.terms(symbol or "")), " ".join(lexical.terms(path)),
                          " ".join(lexical.terms(content)))
                 cur.execute(f"SELECT length(%s::tsvector) = length({PARSED}), "
@@ -57,7 +57,7 @@ def test_a_term_that_repeats_past_the_position_limit_keeps_as_many_positions_as_
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT %s::tsvector::text = to_tsvector('simple', %s)::text",
-                        (lexical.document("", None, content), " ".join(lexical.terms(content))))
+                        (tsvector_text(lexical.document("", None, content)), " ".join(lexical.terms(content))))
             assert cur.fetchone()[0]
     finally:
         conn.close()
@@ -88,3 +88,22 @@ def test_non_ascii_and_quote_like_code_is_indexed_and_found_by_its_names(fresh_d
     for query in ("grüße", "grüße_an", "grüßean"):
         hits = search.search(store, embedder, query, "p1", mode="lexical").results
         assert hits and hits[0].symbol == "grüße_an", query
+
+
+def test_written_lexemes_are_what_the_binary_form_says_for_every_chunk(fresh_db: str, tmp_path: Path) -> None:
+    """The rows COPY received in binary (lexemes unsorted, positions weighted) hold the tsvector the
+    independent decoder reads from `lexical.document`, for every chunk of a few real files."""
+    settings = Settings(CODESEARCH_EMBEDDER="hashing")  # type: ignore[call-arg]
+    files = {path: (ROOT / path).read_text() for path in ("domain/store.py", "domain/lexical.py", "README.md")}
+    files["ünïcode.py"] = "def grüße_an(name):\n    return f\"Grüße, {name}! It's \\\\ done\"\n"
+    repo = make_repo(tmp_path / "repo", files)
+    store = Store(fresh_db)
+    assert run_job(store, settings, make_embedder(settings), repo).status == "completed"
+    with store.transaction() as cur:
+        cur.execute("SELECT path, symbol, content, lexemes::text AS stored FROM chunks")
+        rows = cur.fetchall()
+        assert len(rows) > 50 and {r["path"] for r in rows} == set(files)
+        for row in rows:
+            expected = tsvector_text(lexical.document(row["path"], row["symbol"], row["content"]))
+            cur.execute("SELECT %s::tsvector::text AS text", (expected,))
+            assert row["stored"] == cur.fetchone()["text"], (row["path"], row["symbol"])

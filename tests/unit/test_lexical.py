@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from domain import lexical
 from domain.search import LEXICAL_WEIGHT, RRF_K, SEMANTIC_WEIGHT, _fused
+from tests.support import tsvector_text
 
 
 def test_terms_hold_whole_identifiers_and_their_parts_without_underscores() -> None:
@@ -12,9 +13,16 @@ def test_terms_hold_whole_identifiers_and_their_parts_without_underscores() -> N
 
 
 def test_a_chunk_document_weighs_symbol_path_and_body_apart() -> None:
-    assert lexical.document("src/http_utils.py", "Client.getJSON", "return get x") == (
+    assert tsvector_text(lexical.document("src/http_utils.py", "Client.getJSON", "return get x x")) == (
         "'client':1A 'getjson':1A 'get':1A,2 'json':1A 'src':1B 'httputils':1B 'http':1B 'utils':1B 'py':1B "
-        "'return':1 'x':1")
+        "'return':1 'x':1,2")
+
+
+def test_a_document_counts_its_lexemes_and_encodes_non_ascii_terms_as_utf8() -> None:
+    built = lexical.document("", None, "größe = größe + 1")
+    assert tsvector_text(built) == "'1':1 'größe':1,2"
+    assert built[:4] == (2).to_bytes(4, "big") and "größe".encode() + b"\0" in built
+    assert lexical.document("", None, "") == b"\0\0\0\0"
 
 
 def test_queries_drop_stop_words_unless_nothing_else_is_left() -> None:

@@ -14,7 +14,7 @@ import pytest
 import domain.embedders as embedders
 from domain.embedders import LocalEmbedder
 from domain.errors import EmbedderModelMissing
-from domain.store import encode_vector
+from domain.pgbinary import halfvecs
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_texts_batched_by_length_come_back_in_the_order_given(embedder: LocalEmb
     together = np.array(embedder.embed(texts))  # batch_size 4: two sub-batches, neither in given order
     alone = np.array([embedder.embed([t])[0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=2e-5)
-    assert embedder.embed_encoded(texts[:2]) == [encode_vector(v) for v in embedder.embed(texts[:2])]
+    assert embedder.embed_encoded(texts[:2]) == halfvecs(np.array(embedder.embed(texts[:2])))
 
 
 class _Overlap:
