@@ -327,12 +327,15 @@ def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[File
                     fresh: dict[str, StoredVector]) -> list[tuple[FileEntry, Prepared | None]]:
     # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
     texts = [_embedded_text(c[0].path, piece) for _, c in group if c for piece in c[1]]
-    vectors = iter(embed_cached(store, embedder, texts, fresh))
+    embedded = embed_cached(store, embedder, texts, fresh)
+    vectors = iter(embedded)
+    # Vectors in text form (Ollama's) send the group's rows in COPY's text format (see Store.write_files).
+    document = lexical.document_text if any(isinstance(v, str) for v in embedded) else lexical.document
 
     def rows(file: FileRow, pieces: list[Chunk]) -> list[ChunkRow]:
         return [ChunkRow(p.start_line, p.end_line, p.content,
                          hashlib.sha256(p.content.encode("utf-8", "surrogatepass")).hexdigest(),
-                         next(vectors), p.symbol, p.kind, lexical.document(file.path, p.symbol, p.content))
+                         next(vectors), p.symbol, p.kind, document(file.path, p.symbol, p.content))
                 for p in pieces]
 
     return [(entry, None if chunked is None else (chunked[0], rows(*chunked))) for entry, chunked in group]

@@ -61,3 +61,24 @@ def halfvecs(matrix: npt.NDArray[np.floating[Any]]) -> list[bytes]:
 def halfvec_components(payload: bytes) -> npt.NDArray[np.float32]:
     """The components of one halfvec in binary form (`halfvecs`' inverse)."""
     return np.frombuffer(payload, dtype=">f2", offset=_HALFVEC_HEAD.size).astype(np.float32)
+
+
+_U16 = struct.Struct(">H")
+_WEIGHT_LETTERS = ("", "C", "B", "A")  # by the top two bits of a position; D is written without one
+
+
+def tsvector_text(binary: bytes) -> str:
+    """A tsvector in binary form (`lexical.document`) in PostgreSQL's text form: for rows that go in
+    by COPY's text format. Lexemes are quoted as `lexical.quoted` does."""
+    count, offset, lexemes = LENGTH.unpack_from(binary)[0], LENGTH.size, []
+    for _ in range(count):
+        end = binary.index(b"\0", offset)
+        quoted = "'" + binary[offset:end].decode().replace("\\", "\\\\").replace("'", "''") + "'"
+        npos = _U16.unpack_from(binary, end + 1)[0]
+        words = struct.unpack_from(f">{npos}H", binary, end + 1 + _U16.size)
+        offset = end + 1 + _U16.size * (npos + 1)
+        positions = ",".join([f"{w & 0x3FFF}{_WEIGHT_LETTERS[w >> 14]}" for w in words])
+        lexemes.append(f"{quoted}:{positions}" if positions else quoted)
+    if offset != len(binary):
+        raise ValueError("bytes after the last lexeme of a binary tsvector")
+    return " ".join(lexemes)

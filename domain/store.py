@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -56,8 +56,9 @@ class ChunkRow:
     embedding: Sequence[float] | StoredVector
     symbol: str | None = None
     kind: str | None = None
-    #: The chunk's tsvector in binary form (`lexical.document`): symbol (A), path (B) and body terms.
-    lexical: bytes = b"\x00\x00\x00\x00"  # no lexemes
+    #: The chunk's tsvector (`lexical.document`): symbol (A), path (B) and body terms; in binary
+    #: form, or in text form (`lexical.document_text`) where the vector is text.
+    lexical: bytes | str = b"\x00\x00\x00\x00"  # no lexemes
 
 
 @dataclass(frozen=True)
@@ -590,7 +591,7 @@ class Store:
         last writes, but only as a suffix of the WAL: their progress records are forgotten with them,
         so the batch redoes those files; batch and job completion commit durably, flushing every
         write before them. The guard, the progress record and every file row are one statement and
-        the chunks of every file one binary COPY (`_ChunkStream`): four round trips for a group of
+        the chunks of every file one COPY (`_ChunkStream`): four round trips for a group of
         files, where a transaction a file took four for each.
         """
         with self.transaction(durable=False) as cur:
@@ -620,7 +621,8 @@ class Store:
             ids = {row["path"]: row["id"] for row in cur.fetchall()}
             if len(ids) != len(files):
                 return False
-            cur.copy_expert(_COPY_CHUNKS, _ChunkStream(ids, repository_id, files, model, _stored_vectors(cur, files)))
+            stream = _ChunkStream(ids, repository_id, files, model)
+            cur.copy_expert(stream.statement, stream)
             return True
 
     def finish_batch(self, job_id: str, batch_no: int, owner: str, result: dict[str, Any]) -> bool:
@@ -1153,69 +1155,81 @@ def _like_literal(text: str | None) -> str | None:
 #: multi-row INSERT made it lex and parse every row's ~5 KB of SQL literals first: ~100 us a row
 #: against ~36 us for inserting the same typed rows (docs/benchmarks.md, B1).
 _COPY_CHUNKS = """COPY chunks (file_id, repository_id, path, language, symbol, kind, start_line, end_line, content,
-                               content_hash, embedding, embedding_model, lexemes) FROM STDIN (FORMAT binary)"""
-_COPY_FIELDS = b"\x00\x0d"  # each row's field count: the 13 columns of _COPY_CHUNKS
-_LINES = struct.Struct(">iiii")  # start_line and end_line: length 4 and value, each
+                               content_hash, embedding, embedding_model, lexemes) FROM STDIN"""
+_COPY_FIELDS = b"\x00\x0d"  # each row's field count in binary: the 13 columns of _COPY_CHUNKS
+_LINES = struct.Struct(">iiii")  # start_line and end_line in binary: length 4 and value, each
 _HASH = pgbinary.LENGTH.pack(64)  # content_hash: 64 hexadecimal digits
 
 
 class _ChunkStream:
-    """The chunk rows of several files as one binary COPY stream, produced as copy_expert reads it: a
-    read returns a few rows (~8 KiB, copy_expert's default), so neither this nor libpq's output buffer
-    ever holds more. Each file's first four fields are encoded once for all its chunks."""
+    """The chunk rows of several files as one COPY stream, produced as copy_expert reads it: a read
+    returns a few rows (~8 KiB, copy_expert's default), so neither this nor libpq's output buffer ever
+    holds more. Each file's first four fields are encoded once for all its chunks.
+
+    Binary (`pgbinary`) unless some vector or tsvector is in text form (Ollama's vectors, and the
+    tsvectors `indexing` builds beside them): numpy parses decimal text ~10x slower than PostgreSQL
+    (~170 against ~15 us for 768 components), and a statement converting text vectors for binary
+    rows cost ~150 us of the server's CPU a vector, most of it reading the array literal.
+    """
 
     def __init__(self, ids: Mapping[str, int], repository_id: str, files: Sequence[tuple[FileRow, Sequence[ChunkRow]]],
-                 model: str, vectors: Sequence[bytes]) -> None:
-        self._rows = self._chunks(ids, pgbinary.field(uuid.UUID(repository_id).bytes), files)
-        self._model = pgbinary.text_field(model)
-        self._vectors = iter(vectors)
+                 model: str) -> None:
+        self.binary = not any(isinstance(c.embedding, str) or isinstance(c.lexical, str)
+                              for _, chunks in files for c in chunks)
+        self._rows = self._chunks(ids, repository_id, files)
+        self._model = pgbinary.text_field(model) if self.binary else _copy_field(model).encode()
         self._started = self._ended = False
 
-    @staticmethod
-    def _chunks(ids: Mapping[str, int], repository: bytes,
+    @property
+    def statement(self) -> str:
+        return _COPY_CHUNKS + (" (FORMAT binary)" if self.binary else "")
+
+    def _chunks(self, ids: Mapping[str, int], repository_id: str,
                 files: Sequence[tuple[FileRow, Sequence[ChunkRow]]]) -> Iterator[tuple[bytes, ChunkRow]]:
+        repository = pgbinary.field(uuid.UUID(repository_id).bytes)
         for file, chunks in files:
             fixed = (_COPY_FIELDS + pgbinary.bigint_field(ids[file.path]) + repository
-                     + pgbinary.text_field(file.path) + pgbinary.text_field(file.language))
+                     + pgbinary.text_field(file.path) + pgbinary.text_field(file.language)) if self.binary else (
+                f"{ids[file.path]}\t{repository_id}\t{_copy_field(file.path)}\t{_copy_field(file.language)}".encode())
             for chunk in chunks:
                 yield fixed, chunk
 
     def read(self, size: int = 8192) -> bytes:
         parts: list[bytes] = []
-        if not self._started:
+        if not self._started and self.binary:
             parts.append(pgbinary.HEADER)
-            self._started = True
-        length, length_of = 0, pgbinary.LENGTH.pack
-        for fixed, c in self._rows:
-            content, vector = c.content.encode(), next(self._vectors)
-            row = (fixed, pgbinary.text_field(c.symbol), pgbinary.text_field(c.kind),
-                   _LINES.pack(4, c.start_line, 4, c.end_line), length_of(len(content)), content,
-                   _HASH, c.content_hash.encode(), length_of(len(vector)), vector, self._model,
-                   length_of(len(c.lexical)), c.lexical)
-            parts += row
-            length += len(content) + len(vector) + len(c.lexical)
+        self._started, length = True, 0
+        row = self._binary_row if self.binary else self._text_row
+        for fixed, chunk in self._rows:
+            parts.append(row(fixed, chunk))
+            length += len(parts[-1])
             if length >= size:
                 return b"".join(parts)
-        if not self._ended:
+        if not self._ended and self.binary:
             parts.append(pgbinary.TRAILER)
-            self._ended = True
+        self._ended = True
         return b"".join(parts)
 
-
-def _stored_vectors(cur: Cursor, files: Sequence[tuple[FileRow, Sequence[ChunkRow]]]) -> list[bytes]:
-    """Every chunk's vector in halfvec's binary form, in order. Text forms (Ollama's) are converted by
-    the database, in one statement for all of them; lists of floats here."""
-    vectors: list[Any] = [chunk.embedding for _, chunks in files for chunk in chunks]
-    texts = [n for n, v in enumerate(vectors) if isinstance(v, str)]
-    if texts:
-        cur.execute("SELECT halfvec_send(v::halfvec) AS payload FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, n) "
-                    "ORDER BY n", ([vectors[n] for n in texts],))
-        for n, row in zip(texts, cur.fetchall(), strict=True):
-            vectors[n] = bytes(row["payload"])
-    for n, vector in enumerate(vectors):
+    def _binary_row(self, fixed: bytes, c: ChunkRow) -> bytes:
+        content, vector, lexemes, length_of = c.content.encode(), c.embedding, cast(bytes, c.lexical), pgbinary.LENGTH.pack
         if not isinstance(vector, bytes):
-            vectors[n] = pgbinary.halfvecs(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0]
-    return vectors
+            vector = pgbinary.halfvecs(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0]
+        return b"".join((fixed, pgbinary.text_field(c.symbol), pgbinary.text_field(c.kind),
+                         _LINES.pack(4, c.start_line, 4, c.end_line), length_of(len(content)), content,
+                         _HASH, c.content_hash.encode(), length_of(len(vector)), vector, self._model,
+                         length_of(len(lexemes)), lexemes))
+
+    def _text_row(self, fixed: bytes, c: ChunkRow) -> bytes:
+        return (fixed + f"\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
+                f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t".encode()
+                + self._model + f"\t{c.lexical if isinstance(c.lexical, str) else pgbinary.tsvector_text(c.lexical)}\n".encode())
+
+
+def _copy_field(value: str | None) -> str:
+    """A text value in COPY's text format: \\N for NULL; backslash, tab, newline and CR escaped."""
+    if value is None:
+        return "\\N"
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def encode_vector(values: Sequence[float] | StoredVector) -> str:

@@ -278,20 +278,3 @@ class JsonHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-
-def tsvector_text(binary: bytes) -> str:
-    """A tsvector in binary form (`lexical.document`) as PostgreSQL's text form, decoded from the
-    format's description (count; then each lexeme, NUL, position count, positions with the weight in
-    the top two bits), independently of the encoder."""
-    count, offset, lexemes = int.from_bytes(binary[:4], "big"), 4, []
-    for _ in range(count):
-        end = binary.index(b"\0", offset)
-        lexeme, offset = binary[offset:end].decode(), end + 1
-        npos, offset = int.from_bytes(binary[offset:offset + 2], "big"), offset + 2
-        words = [int.from_bytes(binary[offset + 2 * i:offset + 2 * i + 2], "big") for i in range(npos)]
-        offset += 2 * npos
-        positions = ",".join(f"{w & 0x3FFF}{'DCBA'[w >> 14]}".removesuffix("D") for w in words)
-        quoted = "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
-        lexemes.append(f"{quoted}:{positions}" if positions else quoted)
-    assert offset == len(binary), "bytes after the last lexeme"
-    return " ".join(lexemes)

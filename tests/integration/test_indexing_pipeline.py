@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from domain import indexing, jobs, search
+from domain import indexing, jobs, lexical, search
 from domain.embedders import Embedder, make_embedder
 from domain.errors import Conflict, EmbedderMismatch, InvalidInput, NotFound
 from domain.settings import Settings
@@ -370,8 +370,9 @@ def test_a_group_written_by_a_holder_that_lost_its_batch_writes_no_file_of_it(
 
 def test_a_vector_given_as_floats_as_text_or_in_binary_is_stored_alike(store: Store, embedder: Embedder,
                                                                        tmp_path: Path) -> None:
-    """Chunks go in by binary COPY whatever form their vector came in: Ollama's text forms are
-    converted by the database, floats here; the binary form is what halfvec_send gives."""
+    """A group whose vectors are all floats or binary goes in by binary COPY; one holding a text form
+    (Ollama's) by text COPY, with its binary vectors (cache hits) decoded. Both store the vector
+    halfvec_send gives back as the binary form."""
     import numpy as np
 
     from domain.pgbinary import halfvecs
@@ -382,14 +383,22 @@ def test_a_vector_given_as_floats_as_text_or_in_binary_is_stored_alike(store: St
     assert store.claim_batch(status.job_id, 0, "holder", 30) is not None
     repo_id = str((store.get_job(status.job_id) or {})["repository_id"])
     vector = [0.6, -0.8, 0.0, 1 / 3]
-    forms = {"floats.py": vector, "text.py": encode_vector(vector), "binary.py": halfvecs(np.array([vector]))[0]}
-    files = [(FileRow(path, "python", 10, 1, f"{n:064x}"), [ChunkRow(1, 1, "x = 1", f"{n:064x}", form)])
-             for n, (path, form) in enumerate(forms.items())]
-    assert store.write_files(Progress(status.job_id, 0, "holder", 30, 3, 3, 0, 3), repo_id, files, "test", {})
+    binary = halfvecs(np.array([vector]))[0]
+    groups = [{"floats.py": vector, "binary.py": binary}, {"text.py": encode_vector(vector), "cached.py": binary}]
+    for group in groups:
+        files = [(FileRow(path, "python", 10, 1, f"{n:064x}"),
+                  [ChunkRow(1, 1, "x = 'tab\there'", f"{n:064x}", form, "x", "assignment",
+                            lexical.document(path, "x", "x = 'tab\there'"))])
+                 for n, (path, form) in enumerate(group.items())]
+        assert store.write_files(Progress(status.job_id, 0, "holder", 30, 3, 3, 0, 3), repo_id, files, "test", {})
     with store.transaction() as cur:
-        cur.execute("SELECT path, embedding::text AS text, halfvec_send(embedding) AS sent FROM chunks "
-                    "WHERE embedding_model = 'test' ORDER BY path")
+        cur.execute("SELECT path, content, symbol, kind, lexemes::text AS lexemes, embedding::text AS text, "
+                    "halfvec_send(embedding) AS sent FROM chunks WHERE embedding_model = 'test' ORDER BY path")
         rows = cur.fetchall()
-    assert [r["path"] for r in rows] == sorted(forms)
+    assert [r["path"] for r in rows] == ["binary.py", "cached.py", "floats.py", "text.py"]
+    assert {(r["content"], r["symbol"], r["kind"]) for r in rows} == {("x = 'tab\there'", "x", "assignment")}
     assert {r["text"] for r in rows} == {"[0.60009766,-0.7998047,0,0.33325195]"}  # the nearest halves
-    assert {bytes(r["sent"]) for r in rows} == {forms["binary.py"]}
+    assert {bytes(r["sent"]) for r in rows} == {binary}
+    lexemes = {r["path"]: r["lexemes"] for r in rows}  # text and binary rows: the same tsvector
+    assert lexemes["text.py"] == "'here':1 'py':1B 'tab':1 'text':1B 'x':1A,2"
+    assert lexemes["binary.py"] == "'binary':1B 'here':1 'py':1B 'tab':1 'x':1A,2"

@@ -9,12 +9,13 @@ import psycopg2
 import pytest
 
 from domain import lexical, search
+from domain.pgbinary import tsvector_text
 from domain.embedders import make_embedder
 from domain.indexing import chunks_of
 from domain.settings import Settings
 from domain.store import Store
 from tests.integration.test_indexing_pipeline import run_job
-from tests.support import make_repo, tsvector_text
+from tests.support import make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = ["store", "chunk | file", "write | file | store", "job | batch | lease", "vector", "settings | path"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from domain import lexical
+from domain.indexing import chunks_of
+from domain.pgbinary import tsvector_text
 from domain.search import LEXICAL_WEIGHT, RRF_K, SEMANTIC_WEIGHT, _fused
-from tests.support import tsvector_text
+from domain.settings import Settings
 
 
 def test_terms_hold_whole_identifiers_and_their_parts_without_underscores() -> None:
@@ -23,6 +27,16 @@ def test_a_document_counts_its_lexemes_and_encodes_non_ascii_terms_as_utf8() -> 
     assert tsvector_text(built) == "'1':1 'größe':1,2"
     assert built[:4] == (2).to_bytes(4, "big") and "größe".encode() + b"\0" in built
     assert lexical.document("", None, "") == b"\0\0\0\0"
+
+
+def test_the_text_form_of_a_document_says_what_its_binary_form_says() -> None:
+    root = Path(__file__).resolve().parents[2]
+    samples = [(path, c.symbol, c.content) for path in ("domain/store.py", "domain/lexical.py", "README.md")
+               for c in chunks_of(Settings(), path, (root / path).read_text())]
+    samples.append(("größe.py", "größe", "größe = größe + 'x' * 300 + " + "retry " * 300))
+    assert len(samples) > 50
+    for path, symbol, content in samples:
+        assert lexical.document_text(path, symbol, content) == tsvector_text(lexical.document(path, symbol, content))
 
 
 def test_queries_drop_stop_words_unless_nothing_else_is_left() -> None:
