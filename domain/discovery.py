@@ -21,7 +21,7 @@ from domain.errors import InvalidInput
 from domain.secrets import SKIP_REASON as SECRET, SecretPolicy
 
 SKIP_REASONS = ("ignored", "excluded", "generated", "binary", "too_large", "symlink_outside", "unreadable",
-                "special", SECRET)
+                "special", "undecodable_name", SECRET)
 #: What each skip reason means, for `codesearch estimate` and the job's metadata.
 SKIP_REASON_HELP = {
     "ignored": ".gitignore, .git/info/exclude, .codesearchignore, or a built-in ignore (VCS, dependencies, build output, lock files, binary extensions)",
@@ -32,6 +32,7 @@ SKIP_REASON_HELP = {
     "symlink_outside": "a symlink pointing outside the repository",
     "unreadable": "could not be read",
     "special": "not a regular file (FIFO, socket, device)",
+    "undecodable_name": "a file or directory name that is not UTF-8: it could not be stored, shown or searched as text",
     SECRET: "a secret (dotenv, private key, certificate, credentials file); see CODESEARCH_SECRET_FILES",
 }
 _GENERATED_SUFFIXES = (".min.js", ".min.css", ".min.mjs", ".js.map", ".css.map")
@@ -164,7 +165,9 @@ def _visit(entry: os.DirEntry[str], rel_dir: str, layers: list[_Layer], real_roo
            skipped: Counter[str], stack: list[tuple[str, str, list[_Layer]]]) -> None:
     """Classify one directory entry: queue it, keep it, or count why it was skipped."""
     rel = rel_dir + entry.name
-    if entry.is_symlink():  # never followed; only where it points decides the reason
+    if not entry.name.isascii() and not _utf8(entry.name):
+        skipped["undecodable_name"] += 1  # the database takes only text; such a path would fail the job
+    elif entry.is_symlink():  # never followed; only where it points decides the reason
         inside = _is_inside(os.path.realpath(entry.path), real_root)
         skipped["ignored" if inside or _is_ignored(rel, layers) else "symlink_outside"] += 1
     elif entry.is_dir(follow_symlinks=False):
@@ -182,6 +185,16 @@ def _visit(entry: os.DirEntry[str], rel_dir: str, layers: list[_Layer], real_roo
             skipped[found] += 1
         else:
             files.append(found)
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name read from the file system is text (os.fsdecode keeps undecodable bytes as
+    lone surrogates, which UTF-8 cannot encode)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _exclude_layers(real_root: str) -> list[_Layer]:

@@ -402,3 +402,16 @@ def test_a_vector_given_as_floats_as_text_or_in_binary_is_stored_alike(store: St
     lexemes = {r["path"]: r["lexemes"] for r in rows}  # text and binary rows: the same tsvector
     assert lexemes["text.py"] == "'here':1 'py':1B 'tab':1 'text':1B 'x':1A,2"
     assert lexemes["binary.py"] == "'binary':1B 'here':1 'py':1B 'tab':1 'x':1A,2"
+
+
+def test_a_file_whose_name_is_not_utf8_is_skipped_and_the_job_completes(store: Store, settings: Settings,
+                                                                         embedder: Embedder, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"good.py": "def good_function():\n    return 1\n"})
+    with open(os.path.join(os.fsencode(repo), b"bad-\xff.py"), "w") as f:  # planning used to fail on it
+        f.write("def bad_function():\n    return 2\n")
+    status = run_job(store, settings, embedder, repo)
+    assert status.status == "completed" and status.files_indexed == 1
+    metadata = (store.get_job(status.job_id) or {})["metadata"]
+    assert metadata["skipped_by_reason"] == {"undecodable_name": 1}
+    hits = search.search(store, embedder, "good_function", "p1", mode="lexical").results
+    assert hits and hits[0].file_path == "good.py"

@@ -102,6 +102,20 @@ def test_symlink_to_a_file_outside_the_root_is_skipped_and_counted(tmp_path: Pat
     assert result.skipped == {"symlink_outside": 2}
 
 
+def test_names_that_are_not_utf8_are_skipped_and_counted_not_fatal(tmp_path: Path) -> None:
+    write(tmp_path, "ok.py")
+    write(tmp_path, "grüße.py")  # UTF-8 beyond ASCII is fine
+    root = os.fsencode(tmp_path)
+    with open(os.path.join(root, b"latin1-\xe9.py"), "w") as f:
+        f.write("x = 1\n")
+    os.mkdir(os.path.join(root, b"dir-\xff"))
+    with open(os.path.join(root, b"dir-\xff", b"inner.py"), "w") as f:
+        f.write("y = 2\n")
+    result = discover(tmp_path, max_file_bytes=MAX)
+    assert [f.path for f in result.files] == ["grüße.py", "ok.py"]
+    assert result.skipped == {"undecodable_name": 2}
+
+
 def test_symlinks_inside_the_root_are_not_followed(tmp_path: Path) -> None:
     write(tmp_path, "pkg/mod.py")
     (tmp_path / "alias.py").symlink_to(tmp_path / "pkg/mod.py")
