@@ -21,8 +21,8 @@ import psutil
 
 from domain import token_hashing
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
-from domain.settings import Settings, affinity_cores
 from domain.pgbinary import halfvecs
+from domain.settings import Settings, affinity_cores
 
 log = logging.getLogger(__name__)
 

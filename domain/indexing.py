@@ -371,7 +371,8 @@ def _embedded(texts: Sequence[str], embedder: Embedder) -> list[StoredVector]:
 
 def embed_cached(store: Store, embedder: Embedder, texts: Sequence[str],
                  fresh: dict[str, StoredVector]) -> list[StoredVector]:
-    """One vector per text (in the store's encoded form), embedding only texts with no cached vector.
+    """One vector per text (`StoredVector`, a form the store writes), embedding only texts with no
+    cached vector.
 
     The cache key is (model id, sha256 of the exact embedded text), so a reverted edit, a re-index with
     force_reindex or an identical chunk elsewhere in the same file costs no embedding. Vectors computed

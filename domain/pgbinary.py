@@ -38,12 +38,13 @@ def text_field(value: str | None) -> bytes:
 
 
 def bigint_field(value: int) -> bytes:
+    """A bigint field: length 8, then the big-endian value."""
     return _INT8.pack(8, value)
 
 
 def halfvecs(matrix: npt.NDArray[np.floating[Any]]) -> list[bytes]:
     """Each row of `matrix` in halfvec's binary form, as `halfvec_send` gives it: the dimension count
-    and an unused int16, then each component as a big-endian IEEE half. ~1 us a 256-d row.
+    and an unused int16, then each component as a big-endian IEEE half.
 
     Raises: ValueError for a component that is NaN, infinite, or too large for a half.
     """

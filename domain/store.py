@@ -1151,9 +1151,9 @@ def _like_literal(text: str | None) -> str | None:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-#: Chunk rows go in by COPY: PostgreSQL then reads each field with its type's input function. A
-#: multi-row INSERT made it lex and parse every row's ~5 KB of SQL literals first: ~100 us a row
-#: against ~36 us for inserting the same typed rows (docs/benchmarks.md, B1).
+#: Chunk rows go in by COPY, in its binary format where they can (`_ChunkStream`). A multi-row INSERT
+#: made PostgreSQL lex and parse every row's ~5 KB of SQL literals first: ~100 us a row against ~36
+#: us for inserting the same typed rows (docs/benchmarks.md, B1).
 _COPY_CHUNKS = """COPY chunks (file_id, repository_id, path, language, symbol, kind, start_line, end_line, content,
                                content_hash, embedding, embedding_model, lexemes) FROM STDIN"""
 _COPY_FIELDS = b"\x00\x0d"  # each row's field count in binary: the 13 columns of _COPY_CHUNKS
@@ -1211,7 +1211,8 @@ class _ChunkStream:
         return b"".join(parts)
 
     def _binary_row(self, fixed: bytes, c: ChunkRow) -> bytes:
-        content, vector, lexemes, length_of = c.content.encode(), c.embedding, cast(bytes, c.lexical), pgbinary.LENGTH.pack
+        content, vector, lexemes = c.content.encode(), c.embedding, cast(bytes, c.lexical)
+        length_of = pgbinary.LENGTH.pack
         if not isinstance(vector, bytes):
             vector = pgbinary.halfvecs(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0]
         return b"".join((fixed, pgbinary.text_field(c.symbol), pgbinary.text_field(c.kind),
@@ -1220,9 +1221,10 @@ class _ChunkStream:
                          length_of(len(lexemes)), lexemes))
 
     def _text_row(self, fixed: bytes, c: ChunkRow) -> bytes:
+        lexemes = c.lexical if isinstance(c.lexical, str) else pgbinary.tsvector_text(c.lexical)
         return (fixed + f"\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
                 f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t".encode()
-                + self._model + f"\t{c.lexical if isinstance(c.lexical, str) else pgbinary.tsvector_text(c.lexical)}\n".encode())
+                + self._model + f"\t{lexemes}\n".encode())
 
 
 def _copy_field(value: str | None) -> str:
