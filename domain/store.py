@@ -1176,6 +1176,10 @@ class _ChunkStream:
                  model: str) -> None:
         self.binary = not any(isinstance(c.embedding, str) or isinstance(c.lexical, str)
                               for _, chunks in files for c in chunks)
+        # Every vector in the stream's form before COPY starts: a ValueError raised inside a read
+        # would reach the caller as psycopg2's QueryCanceled, a transient error, and be retried.
+        self._vectors = iter([_binary_vector(c.embedding) if self.binary else encode_vector(c.embedding)
+                              for _, chunks in files for c in chunks])
         self._rows = self._chunks(ids, repository_id, files)
         self._model = pgbinary.text_field(model) if self.binary else _copy_field(model).encode()
         self._started = self._ended = False
@@ -1211,10 +1215,8 @@ class _ChunkStream:
         return b"".join(parts)
 
     def _binary_row(self, fixed: bytes, c: ChunkRow) -> bytes:
-        content, vector, lexemes = c.content.encode(), c.embedding, cast(bytes, c.lexical)
+        content, vector, lexemes = c.content.encode(), cast(bytes, next(self._vectors)), cast(bytes, c.lexical)
         length_of = pgbinary.LENGTH.pack
-        if not isinstance(vector, bytes):
-            vector = pgbinary.halfvecs(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0]
         return b"".join((fixed, pgbinary.text_field(c.symbol), pgbinary.text_field(c.kind),
                          _LINES.pack(4, c.start_line, 4, c.end_line), length_of(len(content)), content,
                          _HASH, c.content_hash.encode(), length_of(len(vector)), vector, self._model,
@@ -1223,8 +1225,15 @@ class _ChunkStream:
     def _text_row(self, fixed: bytes, c: ChunkRow) -> bytes:
         lexemes = c.lexical if isinstance(c.lexical, str) else pgbinary.tsvector_text(c.lexical)
         return (fixed + f"\t{_copy_field(c.symbol)}\t{_copy_field(c.kind)}\t{c.start_line}\t{c.end_line}\t"
-                f"{_copy_field(c.content)}\t{c.content_hash}\t{encode_vector(c.embedding)}\t".encode()
+                f"{_copy_field(c.content)}\t{c.content_hash}\t{next(self._vectors)!s}\t".encode()
                 + self._model + f"\t{lexemes}\n".encode())
+
+
+def _binary_vector(vector: Sequence[float] | StoredVector) -> bytes:
+    """A vector that is not text in halfvec's binary form. Raises: ValueError as `pgbinary.halfvecs`."""
+    if isinstance(vector, bytes):
+        return vector
+    return pgbinary.halfvecs(np.asarray(vector, dtype=np.float64).reshape(1, -1))[0]
 
 
 def _copy_field(value: str | None) -> str:

@@ -415,3 +415,30 @@ def test_a_file_whose_name_is_not_utf8_is_skipped_and_the_job_completes(store: S
     assert metadata["skipped_by_reason"] == {"undecodable_name": 1}
     hits = search.search(store, embedder, "good_function", "p1", mode="lexical").results
     assert hits and hits[0].file_path == "good.py"
+
+
+def test_a_vector_the_store_cannot_hold_fails_its_write_and_leaves_the_store_usable(
+        store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    """The row is refused while COPY streams it: nothing of the group is written, and the next write
+    on the same pooled connections goes through."""
+    from domain.store import ChunkRow, FileRow, Progress
+
+    status, _ = jobs.create_job(store, str(code_corpus(tmp_path / "repo", 1)), "p1", False)
+    assert indexing.plan_job(store, Settings(CODESEARCH_EMBEDDER="hashing"), embedder, status.job_id) == [0]  # type: ignore[call-arg]
+    assert store.claim_batch(status.job_id, 0, "holder", 30) is not None
+    repo_id = str((store.get_job(status.job_id) or {})["repository_id"])
+    progress = Progress(status.job_id, 0, "holder", 30, 1, 1, 0, 2)
+
+    def group(vector: list[float]) -> list[tuple[FileRow, list[ChunkRow]]]:
+        return [(FileRow("v.py", "python", 10, 1, "0" * 64),
+                 [ChunkRow(1, 1, "a = 1", "1" * 64, [0.6, 0.8]), ChunkRow(2, 2, "b = 2", "2" * 64, vector)])]
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        store.write_files(progress, repo_id, group([float("nan"), 0.0]), "test", {})
+    with store.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM chunks WHERE embedding_model = 'test'")
+        assert cur.fetchone()["n"] == 0
+    assert store.write_files(progress, repo_id, group([0.0, 1.0]), "test", {})
+    with store.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM chunks WHERE embedding_model = 'test'")
+        assert cur.fetchone()["n"] == 2
