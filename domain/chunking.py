@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from domain import syntax
@@ -34,7 +35,7 @@ CHARS_PER_TOKEN = 3
 
 def estimate_line_tokens(lines: Sequence[str]) -> list[int]:
     """Roughly how many word pieces a BERT-style tokenizer makes of each line: one per 3 characters."""
-    return [len(line.strip()) // CHARS_PER_TOKEN + 1 if line.strip() else 0 for line in lines]
+    return [len(text) // CHARS_PER_TOKEN + 1 if (text := line.strip()) else 0 for line in lines]
 
 
 def estimate_tokens(text: str) -> int:
@@ -224,10 +225,7 @@ def _sections(lines: Sequence[str], language: str, limits: Limits) -> list[_Unit
 
 
 def _prefix_sums(counts: Sequence[int]) -> list[int]:
-    sums = [0]
-    for count in counts:
-        sums.append(sums[-1] + count)
-    return sums
+    return list(accumulate(counts, initial=0))
 
 
 def _trimmed(lines: Sequence[str], sizes: Sequence[int], lo: int, hi: int, symbols: list[str], kind: str,
