@@ -1192,9 +1192,11 @@ class _ChunkStream:
                 files: Sequence[tuple[FileRow, Sequence[ChunkRow]]]) -> Iterator[tuple[bytes, ChunkRow]]:
         repository = pgbinary.field(uuid.UUID(repository_id).bytes)
         for file, chunks in files:
-            fixed = (_COPY_FIELDS + pgbinary.bigint_field(ids[file.path]) + repository
-                     + pgbinary.text_field(file.path) + pgbinary.text_field(file.language)) if self.binary else (
-                f"{ids[file.path]}\t{repository_id}\t{_copy_field(file.path)}\t{_copy_field(file.language)}".encode())
+            if self.binary:
+                fixed = (_COPY_FIELDS + pgbinary.bigint_field(ids[file.path]) + repository
+                         + pgbinary.text_field(file.path) + pgbinary.text_field(file.language))
+            else:
+                fixed = f"{ids[file.path]}\t{repository_id}\t{_copy_field(file.path)}\t{_copy_field(file.language)}".encode()
             for chunk in chunks:
                 yield fixed, chunk
 
