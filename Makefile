@@ -3,11 +3,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Reinstalled when the dependencies or the C code (built in place by pip install -e) change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py domain/_lexemes.c | cksum | cut -d' ' -f1)
 
 .PHONY: run test install typecheck clean db-stop
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py domain/_lexemes.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -31,4 +32,4 @@ db-stop: $(STAMP)
 	$(BIN)/codesearch db stop
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info domain/*.so
