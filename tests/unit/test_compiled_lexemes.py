@@ -63,7 +63,8 @@ def test_every_chunk_of_real_code_gets_the_same_document_both_ways() -> None:
 _PIECE = st.sampled_from(["a", "b", "z", "A", "B", "Z", "HTTP", "Server", "x1", "9", "0", "_", "__", "utf8"])
 _WORD = st.lists(_PIECE, min_size=1, max_size=12).map("".join)
 _GAP = st.sampled_from([" ", "\n", "(", ").", " = ", "\t", "'", "\\", "-", "$"])
-_ASCII_TEXT = st.lists(st.tuples(_WORD, _GAP), max_size=60).map(lambda ws: "".join(w + g for w, g in ws))
+_ASCII_TEXT = st.one_of(st.lists(st.tuples(_WORD, _GAP), max_size=60).map(lambda ws: "".join(w + g for w, g in ws)),
+                        st.text(st.characters(max_codepoint=127), max_size=300))  # any ASCII, NUL included
 
 
 @needs_compiled
