@@ -225,16 +225,13 @@ static int add_identifier(Terms *t, const unsigned char *p, Py_ssize_t n, Py_ssi
     return 0;
 }
 
+#define STACK_PARTS 1024
+
+/* Every identifier of s[0:n], counted. An identifier has at most one part a byte: its parts' bounds
+ * fit on the stack unless it is longer than STACK_PARTS (minified code), which gets its own. */
 static int add_body(Terms *t, const unsigned char *s, Py_ssize_t n) {
-    /* Room for the parts of any identifier: at most one a byte. */
-    Py_ssize_t stack[2 * 1024], *starts = stack;
-    if (n >= 1024 && !(starts = PyMem_Malloc(2 * (n + 1) * sizeof(Py_ssize_t)))) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_ssize_t *ends = starts + (n >= 1024 ? n + 1 : 1024);
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < n && !failed;) {
+    Py_ssize_t stack[2 * STACK_PARTS];
+    for (Py_ssize_t i = 0; i < n;) {
         if (!is_word(s[i])) {
             i++;
             continue;
@@ -242,12 +239,22 @@ static int add_body(Terms *t, const unsigned char *s, Py_ssize_t n) {
         Py_ssize_t j = i;
         while (j < n && is_word(s[j]))
             j++;
-        failed = add_identifier(t, s + i, j - i, starts, ends) < 0;
+        Py_ssize_t length = j - i, *starts = stack, *ends = stack + STACK_PARTS;
+        if (length > STACK_PARTS) {
+            if (!(starts = PyMem_Malloc(2 * length * sizeof(Py_ssize_t)))) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            ends = starts + length;
+        }
+        int failed = add_identifier(t, s + i, length, starts, ends) < 0;
+        if (starts != stack)
+            PyMem_Free(starts);
+        if (failed)
+            return -1;
         i = j;
     }
-    if (starts != stack)
-        PyMem_Free(starts);
-    return failed ? -1 : 0;
+    return 0;
 }
 
 /* A growing output buffer. */

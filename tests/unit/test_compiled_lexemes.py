@@ -83,7 +83,8 @@ def test_generated_identifiers_get_the_same_document_both_ways(content: str, sym
     "___ _ __init__ _private trailing_",
     "a" * 64 + " " + "b" * 65 + " " + "Long" * 17 + "_x",  # terms of 64 characters are kept, longer ones not
     "x " * 300,  # more than 255 positions
-    "veryLongIdentifierWithManyParts" * 80,  # one identifier past the 1 KiB stack buffer
+    "veryLongIdentifierWithManyParts" * 80,  # one identifier past the stack's room for 1,024 parts
+    "a1" * 512 + " " + "a1" * 512 + "b",  # 1,024 and 1,025 one-byte parts: the stack's room, and one more
     " ".join(f"name{i}" for i in range(2000)),  # a term table that grows many times
 ])
 def test_edge_cases_get_the_same_document_both_ways(content: str) -> None:
