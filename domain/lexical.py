@@ -101,6 +101,11 @@ def _terms(identifier: str) -> tuple[str, ...]:
     return tuple(t for t in (tok.replace("_", "") for tok in _split(identifier)) if t and len(t) <= MAX_TERM_CHARS)
 
 
+def compiled() -> bool:
+    """Whether `domain._lexemes` (C) was built and builds the documents of ASCII text."""
+    return _lexemes is not None
+
+
 def document(path: str, symbol: str | None, content: str) -> bytes:
     """A chunk's tsvector in PostgreSQL's binary form (what `tsvector_send` gives and COPY's binary
     format reads), its terms weighted by where they occur: symbol (A), path (B), body (D).

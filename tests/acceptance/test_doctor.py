@@ -9,6 +9,7 @@ import anyio
 import mcp
 import pytest
 
+from domain import lexical
 from tests.acceptance.test_processes import cli
 from tests.support import WorkerGroup, child_env, wait_for
 
@@ -32,6 +33,7 @@ def test_doctor_reports_a_healthy_installation_with_a_live_worker(fresh_db: str)
     assert checks["migrations"]["state"] == "ok" and "head" in checks["migrations"]["detail"]
     assert checks["embedder"]["detail"] == "hashing:v2, 256 dimensions"
     assert checks["database"]["state"] == "ok"
+    assert checks["lexer"]["state"] == ("ok" if lexical.compiled() else "warning")
 
 
 def test_doctor_names_the_remedy_for_a_database_without_migrations_or_workers(empty_db: str) -> None:
@@ -64,5 +66,5 @@ def test_the_health_resource_is_readable_by_an_mcp_client() -> None:
 
     report = anyio.run(body)
     names = {c["name"] for c in report["checks"]}
-    assert names == {"embedded_server", "database", "pgvector", "migrations", "workers", "embedder"}
+    assert names == {"embedded_server", "database", "pgvector", "migrations", "workers", "embedder", "lexer"}
     assert {c["state"] for c in report["checks"] if c["name"] in ("database", "migrations")} == {"ok"}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import lexical
+from domain import health, lexical
 from domain.indexing import chunks_of
 from domain.settings import Settings
 
@@ -103,3 +103,12 @@ def test_the_c_module_refuses_what_it_cannot_handle() -> None:
         compiled.document("x", {"x": "1"}, {}, True)
     with pytest.raises(TypeError):
         compiled.document("x", [], {}, True)
+
+
+def test_doctor_warns_when_documents_are_built_in_python_and_says_how_to_build_the_c_module() -> None:
+    with python_only():
+        check = health._lexer()
+    assert check.state == "warning" and "Python fallback" in check.detail
+    assert check.remedy is not None and "C compiler" in check.remedy and "make install" in check.remedy
+    if compiled is not None:
+        assert health._lexer().state == "ok"
