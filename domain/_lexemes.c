@@ -434,7 +434,17 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lexemes", NULL, 0, methods};
 
+/* What lexical.py checks (LEXEMES_API) before using this module: a .so built from an older _lexemes.c
+ * (an editable install not rebuilt after a pull) is then left unused rather than called with other
+ * arguments. Raise both when the arguments or the results change. */
+#define API_VERSION 1
+
 PyMODINIT_FUNC PyInit__lexemes(void) {
     init_classes();
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

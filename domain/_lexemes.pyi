@@ -2,6 +2,8 @@
 from collections.abc import Mapping
 from typing import Literal, overload
 
+API_VERSION: int
+
 @overload
 def document(content: str, named: Mapping[str, int], located: Mapping[str, int], text: Literal[False]) -> bytes: ...
 @overload

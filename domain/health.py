@@ -132,7 +132,7 @@ def _lexer() -> Check:
     if lexical.compiled():
         return Check(name="lexer", state="ok", detail="compiled: chunk tsvectors are built by domain/_lexemes.c")
     return Check(name="lexer", state="warning",
-                 detail="Python fallback: domain/_lexemes.c was not built at install (no C compiler found), so "
-                        "each chunk's tsvector costs ~4x the CPU (same results)",
+                 detail="Python fallback: domain/_lexemes.c was not built at install (no C compiler found), or "
+                        "was built from an older version of it; each chunk's tsvector costs ~4x the CPU (same results)",
                  remedy="install a C compiler and the Python headers (Debian: apt-get install gcc python3-dev), "
                         "then reinstall codesearch (`make install`, or `pip install -e .`)")

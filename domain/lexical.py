@@ -16,9 +16,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 
+#: The `domain._lexemes` this code calls; a module built from another version of _lexemes.c (an
+#: editable install not rebuilt since a pull) is not used, and `codesearch doctor` says so.
+LEXEMES_API = 1
 try:  # lexical.document in C (domain/_lexemes.c), where it was built: see `document`
     from domain import _lexemes
 except ImportError:  # pragma: no cover - a machine without a C compiler
+    _lexemes = None  # type: ignore[assignment]
+
+
+def _usable(module: object) -> bool:
+    """Whether a built `_lexemes` module takes the arguments this code passes."""
+    return getattr(module, "API_VERSION", None) == LEXEMES_API
+
+
+if not _usable(_lexemes):
     _lexemes = None  # type: ignore[assignment]
 
 _IDENTIFIER = re.compile(r"\w+")

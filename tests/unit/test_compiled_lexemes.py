@@ -105,6 +105,16 @@ def test_the_c_module_refuses_what_it_cannot_handle() -> None:
         compiled.document("x", [], {}, True)
 
 
+def test_a_c_module_built_from_another_version_of_the_source_is_left_unused() -> None:
+    from types import SimpleNamespace
+
+    assert not lexical._usable(SimpleNamespace(API_VERSION=lexical.LEXEMES_API + 1))
+    assert not lexical._usable(SimpleNamespace())  # built before the version existed
+    assert not lexical._usable(None)
+    if compiled is not None:
+        assert lexical._usable(compiled)
+
+
 def test_doctor_warns_when_documents_are_built_in_python_and_says_how_to_build_the_c_module() -> None:
     with python_only():
         check = health._lexer()
