@@ -351,8 +351,19 @@ static int put_fixed(Out *o, Terms *terms, int text, PyObject *term, long symbol
     return put_lexeme(o, text, bytes, size, symbol, path, body);
 }
 
+/* A count from the caller's dicts; -1 with an exception set when it is not a non-negative int. */
 static long count_of(PyObject *value) {
-    return PyLong_Check(value) ? PyLong_AsLong(value) : (PyErr_SetString(PyExc_TypeError, "counts must be int"), -1);
+    long n = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+    if (n < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "term counts must be non-negative ints");
+    return n;
+}
+
+static int check_term(PyObject *key) {
+    if (PyUnicode_Check(key))
+        return 0;
+    PyErr_SetString(PyExc_TypeError, "terms must be str");
+    return -1;
 }
 
 /* The symbol's terms, then the path's that the symbol lacks: {**named, **located}'s order. */
@@ -361,21 +372,22 @@ static int put_fixed_terms(Out *o, Terms *terms, int text, PyObject *named, PyOb
     Py_ssize_t pos = 0;
     while (PyDict_Next(named, &pos, &key, &value)) {
         PyObject *in_path = PyDict_GetItemWithError(located, key);
+        if (!in_path && PyErr_Occurred())
+            return -1;
         long symbol = count_of(value), path = in_path ? count_of(in_path) : 0;
-        if ((in_path == NULL && PyErr_Occurred()) || symbol < 0 || path < 0 || !PyUnicode_Check(key) ||
-            put_fixed(o, terms, text, key, symbol, path, lexemes) < 0)
-            return PyErr_Occurred() ? -1 : (PyErr_SetString(PyExc_TypeError, "terms must be str"), -1);
+        if (symbol < 0 || path < 0 || check_term(key) < 0 || put_fixed(o, terms, text, key, symbol, path, lexemes) < 0)
+            return -1;
     }
     pos = 0;
     while (PyDict_Next(located, &pos, &key, &value)) {
         int seen = PyDict_Contains(named, key);
-        long path = count_of(value);
-        if (seen < 0 || path < 0)
+        if (seen < 0)
             return -1;
         if (seen)
             continue;
-        if (!PyUnicode_Check(key) || put_fixed(o, terms, text, key, 0, path, lexemes) < 0)
-            return PyErr_Occurred() ? -1 : (PyErr_SetString(PyExc_TypeError, "terms must be str"), -1);
+        long path = count_of(value);
+        if (path < 0 || check_term(key) < 0 || put_fixed(o, terms, text, key, 0, path, lexemes) < 0)
+            return -1;
     }
     return 0;
 }

@@ -103,6 +103,12 @@ def test_the_c_module_refuses_what_it_cannot_handle() -> None:
         compiled.document("x", {"x": "1"}, {}, True)
     with pytest.raises(TypeError):
         compiled.document("x", [], {}, True)
+    with pytest.raises(TypeError, match="non-negative"):
+        compiled.document("x", {}, {"x": -1}, False)
+    with pytest.raises(TypeError, match="non-negative"):
+        compiled.document("x", {"x": -2}, {}, True)
+    with pytest.raises(OverflowError):
+        compiled.document("x", {}, {"x": 2**70}, False)
 
 
 def test_a_c_module_built_from_another_version_of_the_source_is_left_unused() -> None:
