@@ -444,7 +444,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lexemes", NULL, 0, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_lexemes", .m_size = 0, .m_methods = methods};
 
 /* What lexical.py checks (LEXEMES_API) before using this module: a .so built from an older _lexemes.c
  * (an editable install not rebuilt after a pull) is then left unused rather than called with other
