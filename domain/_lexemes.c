@@ -227,18 +227,23 @@ static int add_identifier(Terms *t, const unsigned char *p, Py_ssize_t n, Py_ssi
 
 #define STACK_PARTS 1024
 
+/* The first run of word bytes of p[from:n], as [*start, *end); 0 when there is none. */
+static inline int next_word(const unsigned char *p, Py_ssize_t n, Py_ssize_t from, Py_ssize_t *start, Py_ssize_t *end) {
+    while (from < n && !is_word(p[from]))
+        from++;
+    if (from >= n)
+        return 0;
+    *start = *end = from;
+    while (*end < n && is_word(p[*end]))
+        (*end)++;
+    return 1;
+}
+
 /* Every identifier of s[0:n], counted. An identifier has at most one part a byte: its parts' bounds
  * fit on the stack unless it is longer than STACK_PARTS (minified code), which gets its own. */
 static int add_body(Terms *t, const unsigned char *s, Py_ssize_t n) {
     Py_ssize_t stack[2 * STACK_PARTS];
-    for (Py_ssize_t i = 0; i < n;) {
-        if (!is_word(s[i])) {
-            i++;
-            continue;
-        }
-        Py_ssize_t j = i;
-        while (j < n && is_word(s[j]))
-            j++;
+    for (Py_ssize_t i, j = 0; next_word(s, n, j, &i, &j);) {
         Py_ssize_t length = j - i, *starts = stack, *ends = stack + STACK_PARTS;
         if (length > STACK_PARTS) {
             if (!(starts = PyMem_Malloc(2 * length * sizeof(Py_ssize_t)))) {
@@ -252,9 +257,19 @@ static int add_body(Terms *t, const unsigned char *s, Py_ssize_t n) {
             PyMem_Free(starts);
         if (failed)
             return -1;
-        i = j;
     }
     return 0;
+}
+
+/* The counted terms of ASCII `text` (`what` names it in the error when it is not); terms_free after, either way. */
+static int ascii_terms(Terms *t, PyObject *text, const char *what) {
+    memset(t, 0, sizeof(*t));
+    if (!PyUnicode_IS_ASCII(text)) {
+        PyErr_Format(PyExc_ValueError, "%s must be ASCII", what);
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    return terms_init(t, n) < 0 ? -1 : add_body(t, PyUnicode_1BYTE_DATA(text), n);
 }
 
 /* A growing output buffer. */
@@ -397,15 +412,10 @@ static PyObject *document(PyObject *Py_UNUSED(module), PyObject *args) {
     int text;
     if (!PyArg_ParseTuple(args, "UO!O!p", &content, &PyDict_Type, &named, &PyDict_Type, &located, &text))
         return NULL;
-    if (!PyUnicode_IS_ASCII(content)) {
-        PyErr_SetString(PyExc_ValueError, "content must be ASCII");
-        return NULL;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(content);
     Terms terms;
     Out out = {NULL, 0, 0};
     PyObject *result = NULL;
-    if (terms_init(&terms, n) < 0 || add_body(&terms, PyUnicode_1BYTE_DATA(content), n) < 0)
+    if (ascii_terms(&terms, content, "content") < 0)
         goto done;
     Py_ssize_t lexemes = terms.used;
     if (!text && out_put(&out, "\0\0\0\0", 4) < 0) /* the lexeme count, filled in below */
@@ -436,11 +446,163 @@ done:
     return result;
 }
 
+/* lexical._fixed_terms for ASCII text: Counter(terms(text)) as a dict, terms in order of first occurrence. */
+static PyObject *counted_terms(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text))
+        return NULL;
+    Terms terms;
+    PyObject *result = NULL, *counted = NULL;
+    if (ascii_terms(&terms, text, "text") < 0 || !(counted = PyDict_New()))
+        goto done;
+    for (Py_ssize_t k = 0; k < terms.used; k++) {
+        const Term *term = &terms.terms[k];
+        PyObject *key = PyUnicode_FromStringAndSize(terms.text + term->offset, term->length);
+        PyObject *value = key ? PyLong_FromLong(term->count) : NULL;
+        int failed = !value || PyDict_SetItem(counted, key, value) < 0;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (failed)
+            goto done;
+    }
+    result = counted;
+    counted = NULL;
+done:
+    Py_XDECREF(counted);
+    terms_free(&terms);
+    return result;
+}
+
+/* ---- token_hashing's tokens of ASCII texts: the hashing embedder's input ----------------------------
+ *
+ * The same tokens and 64-bit hashes as token_hashing._ascii_tokens's numpy code (the reference, and the
+ * path where this module was not built): in every run of [A-Za-z0-9_], parts start at an alphanumeric
+ * byte after a non-alphanumeric one, at a letter/digit change, at lower -> upper, and at the last upper
+ * of an upper run that a lower follows; a part ends where the next starts or at a non-alphanumeric byte.
+ * A run's whole token goes from its first part to its last (outer underscores dropped, inner kept); its
+ * parts are tokens too when there are several. A token's hash is sum(lowered[k] * P**k) + length * G
+ * modulo 2**64, then splitmix64's finaliser. */
+
+#define TOKEN_P 0x100000001B3ULL     /* token_hashing._P */
+#define TOKEN_G 0x9E3779B97F4A7C15ULL /* the length's multiplier in token_hashing._hashes */
+
+static inline int is_alnum_byte(unsigned char c) { return classes[c] & (UPPER | LOWER | DIGIT); }
+
+static uint64_t token_hash(const unsigned char *p, Py_ssize_t start, Py_ssize_t end) {
+    uint64_t h = 0, power = 1;
+    for (Py_ssize_t k = start; k < end; k++) {
+        h += (uint64_t)(unsigned char)lowered(p[k]) * power;
+        power *= TOKEN_P;
+    }
+    h += (uint64_t)(end - start) * TOKEN_G;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+    return h ^ (h >> 31);
+}
+
+typedef struct {
+    int64_t *owners;
+    uint64_t *hashes;
+    Py_ssize_t used, size;
+} Found;
+
+static int found_add(Found *f, int64_t owner, uint64_t hash) {
+    if (f->used == f->size) {
+        Py_ssize_t size = f->size ? 2 * f->size : 4096;
+        int64_t *owners = PyMem_Realloc(f->owners, (size_t)size * sizeof(int64_t));
+        if (owners == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        f->owners = owners;
+        uint64_t *hashes = PyMem_Realloc(f->hashes, (size_t)size * sizeof(uint64_t));
+        if (hashes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        f->hashes = hashes;
+        f->size = size;
+    }
+    f->owners[f->used] = owner;
+    f->hashes[f->used++] = hash;
+    return 0;
+}
+
+/* Whether a part starts at p[i] (an alphanumeric byte; p[0:n] is one text). */
+static inline int starts_part(const unsigned char *p, Py_ssize_t n, Py_ssize_t i) {
+    if (i == 0 || !is_alnum_byte(p[i - 1]) || !is_digit(p[i - 1]) != !is_digit(p[i]))
+        return 1;
+    if (is_upper(p[i]) && is_lower(p[i - 1]))
+        return 1;
+    return is_upper(p[i]) && is_upper(p[i - 1]) && i + 1 < n && is_lower(p[i + 1]);
+}
+
+static int text_tokens(Found *f, int64_t owner, const unsigned char *p, Py_ssize_t n) {
+    for (Py_ssize_t i, run_end = 0; next_word(p, n, run_end, &i, &run_end);) {
+        Py_ssize_t parts = 0, first = -1, last = -1;
+        for (Py_ssize_t b = i; b < run_end;) {
+            if (!is_alnum_byte(p[b])) {
+                b++;
+                continue;
+            }
+            Py_ssize_t e = b + 1; /* the part [b, e) runs until the next part starts or a non-alphanumeric byte */
+            while (e < run_end && is_alnum_byte(p[e]) && !starts_part(p, n, e))
+                e++;
+            if (found_add(f, owner, token_hash(p, b, e)) < 0)
+                return -1;
+            if (first < 0)
+                first = b;
+            last = e;
+            parts++;
+            b = e;
+        }
+        if (parts > 1 && found_add(f, owner, token_hash(p, first, last)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *token_hashes(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *texts;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &texts))
+        return NULL;
+    Found found = {NULL, NULL, 0, 0};
+    PyObject *result = NULL;
+    for (Py_ssize_t t = 0; t < PyList_GET_SIZE(texts); t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        if (!PyUnicode_Check(text)) {
+            PyErr_Format(PyExc_TypeError, "texts[%zd] must be str, not %.80s", t, Py_TYPE(text)->tp_name);
+            goto done;
+        }
+        if (!PyUnicode_IS_ASCII(text)) {
+            PyErr_Format(PyExc_ValueError, "texts[%zd] must be ASCII", t);
+            goto done;
+        }
+        if (text_tokens(&found, (int64_t)t, PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text)) < 0)
+            goto done;
+    }
+    /* y# turns a NULL pointer into None: no tokens at all are two empty buffers */
+    result = Py_BuildValue("(y#y#)", found.owners ? (const char *)found.owners : "",
+                           found.used * (Py_ssize_t)sizeof(int64_t),
+                           found.hashes ? (const char *)found.hashes : "", found.used * (Py_ssize_t)sizeof(uint64_t));
+done:
+    PyMem_Free(found.owners);
+    PyMem_Free(found.hashes);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"document", document, METH_VARARGS,
      "document(content, named, located, text) -> bytes | str\n\n"
      "The tsvector of ASCII `content`, the terms of the symbol (`named`: term -> count) and of the path\n"
      "(`located`) first: binary as lexical.document gives it, or text as lexical.document_text does."},
+    {"counted_terms", counted_terms, METH_VARARGS,
+     "counted_terms(text) -> dict[str, int]\n\n"
+     "The terms of ASCII `text` and how often each occurs, in order of first occurrence: lexical._fixed_terms."},
+    {"token_hashes", token_hashes, METH_VARARGS,
+     "token_hashes(texts) -> (bytes, bytes)\n\n"
+     "The hashing embedder's tokens of ASCII `texts`, as token_hashing._ascii_tokens finds and hashes them:\n"
+     "each token's text index (int64) and its hash (uint64), native byte order, in no particular order."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -449,7 +611,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_lexemes",
 /* What lexical.py checks (LEXEMES_API) before using this module: a .so built from an older _lexemes.c
  * (an editable install not rebuilt after a pull) is then left unused rather than called with other
  * arguments. Raise both when the arguments or the results change. */
-#define API_VERSION 1
+#define API_VERSION 2
 
 PyMODINIT_FUNC PyInit__lexemes(void) {
     init_classes();

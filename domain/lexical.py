@@ -18,8 +18,8 @@ from itertools import chain
 
 #: The `domain._lexemes` this code calls; a module built from another version of _lexemes.c (an
 #: editable install not rebuilt since a pull) is not used, and `codesearch doctor` says so.
-LEXEMES_API = 1
-try:  # lexical.document in C (domain/_lexemes.c), where it was built: see `document`
+LEXEMES_API = 2
+try:  # lexical.document and the hashing embedder's tokens in C (domain/_lexemes.c), where it was built: see `document`
     from domain import _lexemes
 except ImportError:  # pragma: no cover - a machine without a C compiler
     _lexemes = None  # type: ignore[assignment]
@@ -143,7 +143,7 @@ def document(path: str, symbol: str | None, content: str) -> bytes:
     body = Counter(terms(content))
     named, located = _fixed_terms(symbol or ""), _fixed_terms(path)
     fixed = {**named, **located}
-    parts = [t.encode() + _positions(named[t], located[t], body.pop(t, 0)) for t in fixed]
+    parts = [t.encode() + _positions(named.get(t, 0), located.get(t, 0), body.pop(t, 0)) for t in fixed]
     count = _COUNT.pack(len(fixed) + len(body))
     # Most body terms occur once: those are joined and encoded in one call (the NUL and the two
     # uint16 of one position 1 of weight D are ASCII bytes, so they can be joined as text).
@@ -164,7 +164,7 @@ def document_text(path: str, symbol: str | None, content: str) -> str:
         return _lexemes.document(content, _fixed_terms(symbol or ""), _fixed_terms(path), True)
     body = Counter(terms(content))
     named, located = _fixed_terms(symbol or ""), _fixed_terms(path)
-    parts = [f"'{t}':{_text_positions(named[t], located[t], body.pop(t, 0))}" for t in {**named, **located}]
+    parts = [f"'{t}':{_text_positions(named.get(t, 0), located.get(t, 0), body.pop(t, 0))}" for t in {**named, **located}]
     # Most body terms occur once: those are joined in one call (terms are \w+, never quotes).
     once = [t for t, n in body.items() if n == 1]
     if once:
@@ -180,8 +180,11 @@ _WEIGHTS = {"A": 3, "B": 2, "D": 0}
 
 
 @lru_cache(maxsize=4096)
-def _fixed_terms(text: str) -> Counter[str]:
-    """Terms of a path or symbol: every chunk of a file repeats them."""
+def _fixed_terms(text: str) -> Mapping[str, int]:
+    """Terms of a path or symbol and their counts, in order of first occurrence (every chunk of a file
+    repeats its path; a symbol is mostly new, and its terms in C took ~1 us a chunk against ~5)."""
+    if _lexemes is not None and text.isascii():
+        return _lexemes.counted_terms(text)
     return Counter(terms(text))
 
 

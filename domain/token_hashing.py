@@ -8,7 +8,8 @@ text is tokenized by `split_identifiers` (Unicode case and letters) and only has
 function, so a token lands in the same bucket whichever way it was found.
 
 Embedding a chunk (~600 bytes) costs ~9 us this way against ~33 us with a Python step per token
-(docs/benchmarks.md, B1).
+(docs/benchmarks.md, B1). Where `domain._lexemes` was built, its C scan finds and hashes the same
+tokens of ASCII text (the numpy code stays the reference, and the path where it was not built).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from domain import lexical
 from domain.lexical import split_identifiers
 
 _U64 = np.uint64
@@ -83,7 +85,10 @@ def tokens(texts: list[str]) -> Tokens:
     """The token occurrences of every text, in no particular order."""
     ascii_rows = [i for i, t in enumerate(texts) if t.isascii()]
     other_rows = [i for i, t in enumerate(texts) if not t.isascii()]
-    found = [_ascii_tokens([texts[i] for i in window], window) for window in _windows(texts, ascii_rows)]
+    if lexical._lexemes is not None:
+        found = [_compiled_tokens([texts[i] for i in ascii_rows], ascii_rows)]
+    else:
+        found = [_ascii_tokens([texts[i] for i in window], window) for window in _windows(texts, ascii_rows)]
     if other_rows:
         found.append(_listed_tokens([split_identifiers(texts[i]) for i in other_rows], other_rows))
     return Tokens(np.concatenate([f.text for f in found]), np.concatenate([f.hash for f in found]))
@@ -101,6 +106,14 @@ def _windows(texts: list[str], rows: list[int]) -> list[list[int]]:
         windows[-1].append(row)
         size += len(texts[row]) + 1
     return windows
+
+
+def _compiled_tokens(texts: list[str], rows: list[int]) -> Tokens:
+    """`_ascii_tokens` by `domain._lexemes` (no windows: it keeps no temporaries per byte)."""
+    assert lexical._lexemes is not None
+    owners, hashes = lexical._lexemes.token_hashes(texts)
+    return Tokens(np.asarray(rows, dtype=np.intp)[np.frombuffer(owners, dtype=np.int64)],
+                  np.frombuffer(hashes, dtype=_U64))
 
 
 def _ascii_tokens(texts: list[str], rows: list[int]) -> Tokens:

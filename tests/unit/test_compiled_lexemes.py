@@ -1,8 +1,10 @@
-"""lexical.document in C (domain/_lexemes.c) against the Python code it replaces for ASCII content."""
+"""lexical.document and the hashing embedder's tokens in C (domain/_lexemes.c) against the Python and
+numpy code they replace for ASCII content."""
 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 import sysconfig
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import health, lexical
+import numpy as np
+
+from domain import health, lexical, token_hashing
 from domain.indexing import chunks_of
 from domain.settings import Settings
 
@@ -109,6 +113,65 @@ def test_the_c_module_refuses_what_it_cannot_handle() -> None:
         compiled.document("x", {"x": -2}, {}, True)
     with pytest.raises(OverflowError):
         compiled.document("x", {}, {"x": 2**70}, False)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(text=_ASCII_TEXT)
+def test_a_symbols_or_paths_terms_are_counted_the_same_both_ways(text: str) -> None:
+    assert compiled is not None
+    counted = compiled.counted_terms(text)
+    reference = Counter(lexical.terms(text))
+    assert counted == reference and list(counted) == list(reference)  # the order of first occurrence too
+    with pytest.raises(ValueError, match="ASCII"):
+        compiled.counted_terms("größe")
+
+
+def compiled_and_numpy_tokens(texts: list[str]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(text, hash) of every token of ASCII `texts`, sorted: found by the C module, and by numpy."""
+    rows = list(range(len(texts)))
+    built = token_hashing._compiled_tokens(texts, rows)
+    reference = [token_hashing._ascii_tokens([texts[i] for i in w], w) for w in token_hashing._windows(texts, rows)]
+    return (sorted(zip(built.text.tolist(), built.hash.tolist(), strict=True)),
+            sorted(zip(np.concatenate([r.text for r in reference]).tolist(),
+                       np.concatenate([r.hash for r in reference]).tolist(), strict=True)))
+
+
+@needs_compiled
+def test_the_hashing_embedders_tokens_of_real_code_are_the_same_both_ways() -> None:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    texts = [chunk.content for file in sorted(stdlib.glob("*.py"))[:60]
+             for chunk in chunks_of(Settings(), file.name, file.read_text(encoding="utf-8", errors="replace"))
+             if chunk.content.isascii()]
+    built, reference = compiled_and_numpy_tokens(texts)
+    assert len(texts) > 1000 and len(built) > 50 * len(texts)
+    assert built == reference
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_ASCII_TEXT, max_size=6))
+def test_the_hashing_embedders_tokens_of_generated_text_are_the_same_both_ways(texts: list[str]) -> None:
+    built, reference = compiled_and_numpy_tokens(texts)
+    assert built == reference
+
+
+@needs_compiled
+def test_the_hashing_embedder_gets_the_same_vectors_with_and_without_the_c_module() -> None:
+    from domain.embedders import HashingEmbedder
+
+    texts = ["def parse(x): return x", "", "class HTTPServer(BaseServer): utf8Decode = __x__", "__", "naïve = 1"] * 3
+    built = HashingEmbedder().embed_encoded(texts)
+    with python_only():
+        assert HashingEmbedder().embed_encoded(texts) == built
+    assert compiled is not None
+    assert compiled.token_hashes([]) == (b"", b"") and compiled.token_hashes(["__ (_)"]) == (b"", b"")
+    with pytest.raises(ValueError, match=r"texts\[1\] must be ASCII"):
+        compiled.token_hashes(["x", "größe"])
+    with pytest.raises(TypeError, match=r"texts\[0\] must be str"):
+        compiled.token_hashes([b"x"])
+    with pytest.raises(TypeError):
+        compiled.token_hashes(("x",))
 
 
 def test_a_c_module_built_from_another_version_of_the_source_is_left_unused() -> None:
