@@ -489,6 +489,14 @@ class Store:
         with self.transaction() as cur:
             cur.execute("DELETE FROM worker_heartbeats WHERE worker_id = %s", (worker_id,))
 
+    def forget_dead_workers(self, max_age_s: float) -> list[str]:
+        """Delete the heartbeats older than max_age_s (their workers are taken for dead); their ids.
+
+        A worker that was only stalled heartbeats again and is back, so each death is seen once."""
+        return [str(r["worker_id"]) for r in self._all(
+            """DELETE FROM worker_heartbeats WHERE heartbeat_at <= now() - make_interval(secs => %s)
+               RETURNING worker_id""", (max_age_s,))]
+
     def live_workers(self, max_age_s: float) -> list[Row]:
         """Worker processes whose last heartbeat is at most max_age_s old."""
         return self._all(

@@ -182,3 +182,67 @@ def test_lease_renewal_extends_only_leases_their_owner_still_holds(store: Store,
     (row,) = _sql(store, "SELECT lease_expires_at > now() + interval '590 s' AS extended FROM indexing_batches "
                          "WHERE batch_no = 0")
     assert row["extended"]
+
+
+def _listening(store: Store) -> Any:
+    """A connection that listens to the queue's enqueue notifications, as a worker's consumer does."""
+    import psycopg2
+
+    conn = psycopg2.connect(store.url)
+    conn.autocommit = True
+    conn.cursor().execute('LISTEN "dramatiq.codesearch.enqueue"')
+    return conn
+
+
+def _notified(conn: Any, timeout_s: float = 5.0) -> list[str]:
+    """The payloads delivered to `conn` within timeout_s (polled; a notification is sent at commit)."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not conn.notifies and time.monotonic() < deadline:
+        select.select([conn], [], [], 0.1)
+        conn.poll()
+    return [n.payload for n in conn.notifies]
+
+
+def _queued_message(store: Store, age_s: float) -> str:
+    row = _sql(store, "INSERT INTO dramatiq.queue (message_id, queue_name, state, mtime, message) VALUES "
+                      "(gen_random_uuid(), 'codesearch', 'queued', (now() AT TIME ZONE 'UTC') - make_interval(secs => %s), "
+                      "'{\"marker\": \"lost\"}') RETURNING message_id::text AS id", age_s)
+    return str(row[0]["id"])
+
+
+def test_a_message_whose_consume_died_with_its_worker_is_renotified_when_that_death_is_seen(
+        store: Store, tmp_path: Path) -> None:
+    # A worker killed inside a consume: its UPDATE rolled back, the message is `queued` again, and the
+    # others already dropped their NOTIFY of it. Before, only the 30 s stranded rule found it again.
+    _queued_message(store, 6)
+    listener = _listening(store)
+    try:
+        quiet = Sent().reap(store)  # no worker died: a message queued for 6 s is not re-notified
+        assert quiet.renotified == 0 and _notified(listener, 0.5) == []
+        job_id = _planned(store, code_corpus(tmp_path / "r", 8))
+        assert store.claim_batch(job_id, 0, "gone:1:1", 15)
+        _sql(store, "UPDATE indexing_batches SET lease_expires_at = now() - interval '1 s' WHERE batch_no = 0")
+        report = Sent().reap(store)
+        assert report.released == [(job_id, 0)] and report.renotified >= 1
+        assert any('"lost"' in payload for payload in _notified(listener))
+    finally:
+        listener.close()
+
+
+def test_a_stale_heartbeat_is_a_dead_worker_seen_once_and_its_lost_messages_are_renotified(store: Store) -> None:
+    store.heartbeat_worker("alive:1:1", "h", 1)
+    store.heartbeat_worker("dead:2:2", "h", 2)
+    _sql(store, "UPDATE worker_heartbeats SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = 'dead:2:2'")
+    _queued_message(store, 1)
+    listener = _listening(store)
+    try:
+        report = Sent().reap(store)
+        assert report.dead_workers == ["dead:2:2"] and report.renotified == 1
+        assert any('"lost"' in payload for payload in _notified(listener))
+        assert [w["worker_id"] for w in store.live_workers(60)] == ["alive:1:1"]
+        assert Sent().reap(store).dead_workers == []  # seen once
+    finally:
+        listener.close()
