@@ -130,7 +130,8 @@ def _embedder(settings: Settings) -> Check:
 
 def _lexer() -> Check:
     if lexical.compiled():
-        return Check(name="lexer", state="ok", detail="compiled: chunk tsvectors are built by domain/_lexemes.c")
+        return Check(name="lexer", state="ok", detail="compiled: chunk tsvectors and the hashing embedder's tokens are built by "
+                                                               "domain/_lexemes.c")
     return Check(name="lexer", state="warning",
                  detail="Python fallback: domain/_lexemes.c was not built at install (no C compiler found), or "
                         "was built from an older version of it; each chunk's tsvector costs ~4x the CPU (same results)",
