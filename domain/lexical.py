@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from types import ModuleType
 
 #: The `domain._lexemes` this code calls; a module built from another version of _lexemes.c (an
 #: editable install not rebuilt since a pull) is not used, and `codesearch doctor` says so.
@@ -116,6 +117,12 @@ def _terms(identifier: str) -> tuple[str, ...]:
 def compiled() -> bool:
     """Whether `domain._lexemes` (C) was built and builds the documents of ASCII text."""
     return _lexemes is not None
+
+
+def compiled_module() -> ModuleType | None:
+    """`domain._lexemes` where it was built from this version of its source, else None (the callers'
+    Python or numpy code does the work)."""
+    return _lexemes
 
 
 def document(path: str, symbol: str | None, content: str) -> bytes:

@@ -85,7 +85,7 @@ def tokens(texts: list[str]) -> Tokens:
     """The token occurrences of every text, in no particular order."""
     ascii_rows = [i for i, t in enumerate(texts) if t.isascii()]
     other_rows = [i for i, t in enumerate(texts) if not t.isascii()]
-    if lexical._lexemes is not None:
+    if lexical.compiled():
         found = [_compiled_tokens([texts[i] for i in ascii_rows], ascii_rows)]
     else:
         found = [_ascii_tokens([texts[i] for i in window], window) for window in _windows(texts, ascii_rows)]
@@ -110,8 +110,9 @@ def _windows(texts: list[str], rows: list[int]) -> list[list[int]]:
 
 def _compiled_tokens(texts: list[str], rows: list[int]) -> Tokens:
     """`_ascii_tokens` by `domain._lexemes` (no windows: it keeps no temporaries per byte)."""
-    assert lexical._lexemes is not None
-    owners, hashes = lexical._lexemes.token_hashes(texts)
+    module = lexical.compiled_module()
+    assert module is not None
+    owners, hashes = module.token_hashes(texts)
     return Tokens(np.asarray(rows, dtype=np.intp)[np.frombuffer(owners, dtype=np.int64)],
                   np.frombuffer(hashes, dtype=_U64))
 
