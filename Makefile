@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Reinstalled when the dependencies or the C code (built in place by pip install -e) change.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py domain/_lexemes.c | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py domain/_lexemes.c domain/_outline.c | cksum | cut -d' ' -f1)
 
 .PHONY: run test install typecheck clean db-stop
 
-$(STAMP): pyproject.toml setup.py domain/_lexemes.c
+$(STAMP): pyproject.toml setup.py domain/_lexemes.c domain/_outline.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain import database, lexical
+from domain import database, lexical, outline
 from domain.embedders import get_embedder
 from domain.settings import Settings
 from domain.store import Store, get_store
@@ -129,11 +129,14 @@ def _embedder(settings: Settings) -> Check:
 
 
 def _lexer() -> Check:
-    if lexical.compiled():
-        return Check(name="lexer", state="ok", detail="compiled: chunk tsvectors and the hashing embedder's tokens are built by "
-                                                               "domain/_lexemes.c")
+    missing = [name for name, built in (("domain/_lexemes.c", lexical.compiled()),
+                                        ("domain/_outline.c", outline.compiled())) if not built]
+    if not missing:
+        return Check(name="lexer", state="ok", detail="compiled: chunk tsvectors and the hashing embedder's tokens "
+                                                      "(domain/_lexemes.c) and Python's outline (domain/_outline.c)")
     return Check(name="lexer", state="warning",
-                 detail="Python fallback: domain/_lexemes.c was not built at install (no C compiler found), or "
-                        "was built from an older version of it; each chunk's tsvector costs ~4x the CPU (same results)",
+                 detail=f"Python fallback: {' and '.join(missing)} not built at install (no C compiler found), or "
+                        "built from an older version; a chunk's tsvector then costs ~4x the CPU, and Python files are "
+                        "chunked through tree-sitter's parse at ~2x (same tsvectors; a few chunks cut elsewhere)",
                  remedy="install a C compiler and the Python headers (Debian: apt-get install gcc python3-dev), "
                         "then reinstall codesearch (`make install`, or `pip install -e .`)")

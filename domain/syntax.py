@@ -75,6 +75,7 @@ _PYTHON_STATEMENTS = frozenset({
     "block", "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause",
     "except_group_clause", "finally_clause", "with_statement", "for_statement", "while_statement",
     "match_statement", "case_clause", "ERROR",
+    "compound_statement",  # domain/outline.py's name for any of these
 })
 _C_DEFS = {"function_definition": "function", "struct_specifier": "struct", "enum_specifier": "enum",
            "union_specifier": "struct", "type_definition": "type"}

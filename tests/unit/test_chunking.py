@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain import syntax
+from domain import chunking, syntax
 from domain.chunker import Chunk
 from domain.chunking import SECTION_STARTS, Limits, chunk_file, estimate_tokens
 from tests.support import ROOT
@@ -144,6 +144,7 @@ def test_unknown_text_falls_back_to_overlapping_line_windows() -> None:
 
 
 def test_a_grammar_that_fails_falls_back_to_line_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chunking, "OUTLINED", False)  # Python through its tree-sitter grammar
     monkeypatch.setitem(syntax.GRAMMARS, "python", ("tree_sitter_no_such_grammar", "language"))
     syntax._language.cache_clear()
     try:
@@ -202,7 +203,8 @@ def test_arbitrary_unicode_never_raises(text: str, language: str) -> None:
     assert all(c.start_line <= c.end_line for c in chunks)
 
 
-def test_python_chunks_found_through_statement_holders_equal_those_found_by_the_definition_query() -> None:
+def test_python_chunks_found_through_statement_holders_equal_those_found_by_the_definition_query(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # Python descends only into statement nodes (SPECS' holders); the query over the whole tree is the
     # reference. Every file of the standard library's top level, its asyncio, email and lib2to3 (whose
     # test data has Python 2 syntax, so ERROR nodes), cut small so that big definitions are split.
@@ -215,6 +217,7 @@ def test_python_chunks_found_through_statement_holders_equal_those_found_by_the_
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(files)]
     assert len(texts) > 300
     limits = Limits(max_tokens=64, max_lines=30)
+    monkeypatch.setattr(chunking, "OUTLINED", False)  # both through tree-sitter's tree (outline: test_outline.py)
     spec = syntax.SPECS["python"]
     holders = [chunk_file(t, "python", limits) for t in texts]
     syntax.SPECS["python"] = dataclasses.replace(spec, holders=None)

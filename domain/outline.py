@@ -1,0 +1,293 @@
+"""Python's statement structure from its logical lines and their indentation, for the chunker.
+
+Python's definitions are statements, and a statement's extent follows from the indentation of the
+logical lines after it, so the chunker needs no parse of every expression to find them: for Python
+it walks the tree `tree` builds here, shaped as tree-sitter's is where the chunker looks (`module`,
+`function_definition` / `class_definition` with a `name` and a `body` block, `decorated_definition`,
+compound statements holding blocks, comments), rather than tree-sitter's. tree-sitter's parse cost
+~49 us a chunk against ~9 for everything else chunking did (docs/benchmarks.md, B1).
+
+The scanner (`logical_lines`) is C where `domain/_outline.c` was built, else the Python code below,
+the reference the C code is tested against. Comments go where tree-sitter-python puts them: in the
+block of the statements around them, and, after a block's last statement, in the deepest block that
+is still open at their column.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+#: The `domain._outline` this code calls (see lexical.LEXEMES_API).
+OUTLINE_API = 1
+try:
+    from domain import _outline
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _outline = None  # type: ignore[assignment]
+if getattr(_outline, "API_VERSION", None) != OUTLINE_API:
+    _outline = None  # type: ignore[assignment]
+
+OTHER, DEF, CLASS, DECORATOR, COMMENT, CLAUSE = range(6)
+#: first row, last row, indentation, kind, name's first byte, name's end byte (-1, -1: none)
+Line = tuple[int, int, int, int, int, int]
+
+
+def compiled() -> bool:
+    """Whether `domain._outline` (C) scans the lines."""
+    return _outline is not None
+
+
+def logical_lines(source: bytes) -> list[Line]:
+    """The logical lines of Python source, in order (see the module's C twin for the rules)."""
+    if _outline is not None:
+        flat = _outline.logical_lines(source)
+        return list(struct.iter_unpack("6i", flat))
+    return _logical_lines(source)
+
+
+_BLANK = b" \t\f"
+_CLAUSES = (b"elif", b"else", b"except", b"finally")
+_OPEN, _CLOSE = b"([{", b")]}"
+
+
+def _is_name(c: int) -> bool:
+    return c == 95 or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c >= 0x80
+
+
+def _keyword(p: bytes, i: int, word: bytes) -> bool:
+    return p.startswith(word, i) and (i + len(word) == len(p) or not _is_name(p[i + len(word)]))
+
+
+def _skip_blanks(p: bytes, i: int) -> int:
+    while i < len(p) and p[i] in _BLANK:
+        i += 1
+    return i
+
+
+def _skip_string(p: bytes, i: int, row: int) -> tuple[int, int]:
+    n, quote = len(p), p[i]
+    triple = i + 2 < n and p[i + 1] == quote and p[i + 2] == quote
+    i += 3 if triple else 1
+    while i < n:
+        c = p[i]
+        if c == 92 and i + 1 < n:  # backslash
+            row += p[i + 1] == 10
+            i += 2
+        elif c == quote and (not triple or (i + 2 < n and p[i + 1] == quote and p[i + 2] == quote)):
+            return i + (3 if triple else 1), row
+        elif c == 10:
+            if not triple:
+                return i, row
+            row += 1
+            i += 1
+        else:
+            i += 1
+    return n, row
+
+
+def _logical_lines(p: bytes) -> list[Line]:
+    """The reference scanner (what domain/_outline.c does, a byte at a time in Python)."""
+    out: list[Line] = []
+    n, i, row = len(p), 0, 0
+    while i < n:
+        indent = 0
+        while i < n and p[i] in _BLANK:
+            indent = indent + 1 if p[i] == 32 else (indent // 8 + 1) * 8 if p[i] == 9 else 0
+            i += 1
+        if i >= n:
+            break
+        if p[i] == 10:
+            row += 1
+            i += 1
+            continue
+        if p[i] == 35:  # a comment line
+            out.append((row, row, indent, COMMENT, -1, -1))
+            while i < n and p[i] != 10:
+                i += 1
+            continue
+        first, kind, name = row, OTHER, (-1, -1)
+        at = _skip_blanks(p, i + 5) if _keyword(p, i, b"async") else i
+        if _keyword(p, at, b"def") or _keyword(p, i, b"class"):
+            kind = CLASS if _keyword(p, i, b"class") else DEF
+            s = e = _skip_blanks(p, at + (5 if kind == CLASS else 3))
+            while e < n and _is_name(p[e]):
+                e += 1
+            name = (s, e)
+        elif p[i] == 64:  # @
+            kind = DECORATOR
+        elif any(_keyword(p, i, word) for word in _CLAUSES):
+            kind = CLAUSE
+        depth = 0
+        while i < n:
+            c = p[i]
+            if c == 35:
+                while i < n and p[i] != 10:
+                    i += 1
+            elif c in (34, 39):
+                i, row = _skip_string(p, i, row)
+            elif c == 92 and i + 1 < n and p[i + 1] == 10:
+                row += 1
+                i += 2
+            elif c == 10:
+                i += 1
+                if depth == 0:
+                    break
+                row += 1
+            else:
+                if c in _OPEN:
+                    depth += 1
+                elif c in _CLOSE and depth > 0:
+                    depth -= 1
+                i += 1
+        out.append((first, row, indent, kind, *name))
+        row += 1
+    return out
+
+
+# -- the tree ----------------------------------------------------------------------------------
+
+
+class Point(NamedTuple):
+    row: int
+    column: int
+
+
+@dataclass(eq=False)
+class Node:
+    """What the chunker reads of a tree-sitter node, for the statements it looks at.
+
+    Simple statements and comments get no node: a block keeps their first rows (`rows`), which is
+    all the chunker asks of them (where a long definition may be cut)."""
+
+    type: str
+    first: int
+    last: int
+    children: list[Node] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # a block's statements' first rows, nodes' included
+    body: Node | None = None
+    name: tuple[int, int] | None = None
+
+    @property
+    def start_point(self) -> Point:
+        return Point(self.first, 0)
+
+    @property
+    def end_point(self) -> Point:
+        return Point(self.last, 1)  # never column 0: the last row is the node's own
+
+    @property
+    def named_children(self) -> list[Node]:
+        return self.children
+
+    @property
+    def id(self) -> int:
+        return id(self)
+
+    @property
+    def start_byte(self) -> int:
+        assert self.name is not None
+        return self.name[0]
+
+    @property
+    def end_byte(self) -> int:
+        assert self.name is not None
+        return self.name[1]
+
+    def child_by_field_name(self, name: str) -> Any:
+        if name == "body":
+            return self.body
+        if name == "name" and self.name is not None and self.name[1] > self.name[0]:
+            return Node("identifier", self.first, self.first, name=self.name)
+        return None
+
+
+_TYPES = {DEF: "function_definition", CLASS: "class_definition"}
+
+
+def tree(source: bytes) -> Node:
+    """The statement tree of Python source: defs, classes, decorated definitions and compound
+    statements (those a deeper block follows) as nodes under `block` nodes, the module at the root."""
+    module = Node("module", 0, 0)
+    # Open blocks, innermost last: (indentation of their statements, block, the statement owning it).
+    blocks: list[tuple[int, Node, Node | None]] = [(-1, module, None)]
+    # The innermost block's latest statement: its node (None: a simple statement, no node yet), first and
+    # last rows. None when a comment or nothing came since.
+    latest: tuple[Node | None, int, int] | None = None
+    decorators: list[Line] = []
+    comments: list[Line] = []
+
+    def close(to_indent: int) -> None:
+        while len(blocks) > 1 and blocks[-1][0] > to_indent:
+            _, block, owner = blocks.pop()
+            assert owner is not None
+            owner.last = max(owner.last, block.last)
+            outer = blocks[-1][1]
+            outer.last = max(outer.last, owner.last)
+
+    def add(node: Node | None, first: int, last: int) -> None:
+        block = blocks[-1][1]
+        block.rows.append(first)
+        block.last = max(block.last, last)
+        if node is not None:
+            block.children.append(node)
+
+    for line in logical_lines(source):
+        first, last, indent, kind, name_start, name_end = line
+        if kind == COMMENT:
+            comments.append(line)
+            continue
+        if latest is not None and indent > blocks[-1][0]:
+            # A deeper line after a statement opens that statement's block (a definition's, or a
+            # compound statement's: if, for, while, with, try and their clauses, match, case).
+            owner, owner_first, owner_last = latest
+            if owner is None:
+                owner = Node("compound_statement", owner_first, owner_last)
+                blocks[-1][1].children.append(owner)
+            block = Node("block", first, first)
+            owner.body = block
+            owner.children.append(block)
+            blocks.append((indent, block, owner))
+        for comment in comments:  # comments after a block's last statement leave it by their column
+            while len(blocks) > 1 and blocks[-1][0] > indent and comment[2] < blocks[-1][0]:
+                close(blocks[-2][0])
+            add(None, comment[0], comment[1])
+        comments.clear()
+        close(indent)
+        if kind == DECORATOR:
+            decorators.append(line)
+            latest = None
+            continue
+        if kind in _TYPES:
+            node = Node(_TYPES[kind], first, last, name=(name_start, name_end))
+            if decorators:
+                add(Node("decorated_definition", decorators[0][0], last, children=[node]), decorators[0][0], last)
+            else:
+                add(node, first, last)
+            latest = (node, first, last)
+        else:
+            for decorator in decorators:  # decorators of no definition (a syntax error): plain statements
+                add(None, decorator[0], decorator[1])
+            if kind == CLAUSE:  # part of the statement above (tree-sitter's elif_clause, ...): no cut here
+                blocks[-1][1].last = max(blocks[-1][1].last, last)
+            else:
+                add(None, first, last)
+            latest = (None, first, last)
+        decorators.clear()
+    for comment in comments:
+        while len(blocks) > 1 and comment[2] < blocks[-1][0]:
+            close(blocks[-2][0])
+        add(None, comment[0], comment[1])
+    for decorator in decorators:
+        add(None, decorator[0], decorator[1])
+    close(-1)
+    _wrapped_ends(module)
+    return module
+
+
+def _wrapped_ends(node: Node) -> None:
+    """A decorated definition ends where its definition does (known once the definition's block closed)."""
+    for child in node.children:
+        _wrapped_ends(child)
+        if child.type == "decorated_definition":
+            child.last = child.children[0].last
