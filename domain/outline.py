@@ -232,6 +232,15 @@ def tree(source: bytes) -> Node:
         if node is not None:
             block.children.append(node)
 
+    def place_comments(next_indent: int) -> None:
+        """The comments waiting for a statement at `next_indent`: those after a block's last statement
+        leave it, by their column, when that statement closes it."""
+        for comment in comments:
+            while len(blocks) > 1 and blocks[-1][0] > next_indent and comment[2] < blocks[-1][0]:
+                close(blocks[-2][0])
+            add(None, comment[0], comment[1])
+        comments.clear()
+
     for line in logical_lines(source):
         first, last, indent, kind, name_start, name_end = line
         if kind == COMMENT:
@@ -248,11 +257,7 @@ def tree(source: bytes) -> Node:
             owner.body = block
             owner.children.append(block)
             blocks.append((indent, block, owner))
-        for comment in comments:  # comments after a block's last statement leave it by their column
-            while len(blocks) > 1 and blocks[-1][0] > indent and comment[2] < blocks[-1][0]:
-                close(blocks[-2][0])
-            add(None, comment[0], comment[1])
-        comments.clear()
+        place_comments(indent)
         close(indent)
         if kind == DECORATOR:
             decorators.append(line)
@@ -274,10 +279,7 @@ def tree(source: bytes) -> Node:
                 add(None, first, last)
             latest = (None, first, last)
         decorators.clear()
-    for comment in comments:
-        while len(blocks) > 1 and comment[2] < blocks[-1][0]:
-            close(blocks[-2][0])
-        add(None, comment[0], comment[1])
+    place_comments(-1)  # the end of the file closes every block
     for decorator in decorators:
         add(None, decorator[0], decorator[1])
     close(-1)
