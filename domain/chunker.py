@@ -6,7 +6,7 @@ an editor shows; a chunk's content is always exactly its lines, never cut inside
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from domain.errors import InvalidInput
 
@@ -15,8 +15,7 @@ from domain.errors import InvalidInput
 _LOOKBACK_LINES = 8
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """Lines `start_line`..`end_line` (1-based, inclusive) of a file, joined with "\\n".
 
     `symbol` is the qualified name of the definition(s) it holds ("Invoice.total", "impl Foo::bar",

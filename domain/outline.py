@@ -16,7 +16,6 @@ is still open at their column.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 #: The `domain._outline` this code calls (see lexical.LEXEMES_API).
@@ -153,20 +152,28 @@ class Point(NamedTuple):
     column: int
 
 
-@dataclass(eq=False)
 class Node:
     """What the chunker reads of a tree-sitter node, for the statements it looks at.
 
     Simple statements and comments get no node: a block keeps their first rows (`rows`), which is
-    all the chunker asks of them (where a long definition may be cut)."""
+    all the chunker asks of them (where a long definition may be cut). A plain class with slots: a
+    file makes about one node for every two logical lines, and a dataclass's __init__ (its default
+    factories) was a quarter of `tree`'s time."""
 
-    type: str
-    first: int
-    last: int
-    children: list[Node] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)  # a block's statements' first rows, nodes' included
-    body: Node | None = None
-    name: tuple[int, int] | None = None
+    __slots__ = ("type", "first", "last", "children", "rows", "body", "name")
+
+    def __init__(self, type: str, first: int, last: int, children: list[Node] | None = None,
+                 name: tuple[int, int] | None = None) -> None:
+        self.type = type
+        self.first = first
+        self.last = last
+        self.children: list[Node] = [] if children is None else children
+        self.rows: list[int] = []  # a block's statements' first rows, nodes' included
+        self.body: Node | None = None
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Node({self.type!r}, {self.first}, {self.last}, children={len(self.children)})"
 
     @property
     def start_point(self) -> Point:
@@ -207,7 +214,10 @@ _TYPES = {DEF: "function_definition", CLASS: "class_definition"}
 
 def tree(source: bytes) -> Node:
     """The statement tree of Python source: defs, classes, decorated definitions and compound
-    statements (those a deeper block follows) as nodes under `block` nodes, the module at the root."""
+    statements (those a deeper block follows) as nodes under `block` nodes, the module at the root.
+
+    The loop runs once a logical line, so its common case (a simple statement, or a compound one's
+    head, with no decorator waiting) is written out inline."""
     module = Node("module", 0, 0)
     # Open blocks, innermost last: (indentation of their statements, block, the statement owning it).
     blocks: list[tuple[int, Node, Node | None]] = [(-1, module, None)]
@@ -216,19 +226,23 @@ def tree(source: bytes) -> Node:
     latest: tuple[Node | None, int, int] | None = None
     decorators: list[Line] = []
     comments: list[Line] = []
+    wrapped: list[Node] = []  # decorated definitions: they end where their definition does, known at the end
 
     def close(to_indent: int) -> None:
         while len(blocks) > 1 and blocks[-1][0] > to_indent:
             _, block, owner = blocks.pop()
             assert owner is not None
-            owner.last = max(owner.last, block.last)
+            if block.last > owner.last:
+                owner.last = block.last
             outer = blocks[-1][1]
-            outer.last = max(outer.last, owner.last)
+            if owner.last > outer.last:
+                outer.last = owner.last
 
     def add(node: Node | None, first: int, last: int) -> None:
         block = blocks[-1][1]
         block.rows.append(first)
-        block.last = max(block.last, last)
+        if last > block.last:
+            block.last = last
         if node is not None:
             block.children.append(node)
 
@@ -249,24 +263,35 @@ def tree(source: bytes) -> Node:
         if latest is not None and indent > blocks[-1][0]:
             # A deeper line after a statement opens that statement's block (a definition's, or a
             # compound statement's: if, for, while, with, try and their clauses, match, case).
-            owner, owner_first, owner_last = latest
+            owner = latest[0]
             if owner is None:
-                owner = Node("compound_statement", owner_first, owner_last)
+                owner = Node("compound_statement", latest[1], latest[2])
                 blocks[-1][1].children.append(owner)
             block = Node("block", first, first)
             owner.body = block
             owner.children.append(block)
             blocks.append((indent, block, owner))
-        place_comments(indent)
-        close(indent)
+        if comments:
+            place_comments(indent)
+        if blocks[-1][0] > indent:
+            close(indent)
+        if kind == OTHER and not decorators:
+            block = blocks[-1][1]
+            block.rows.append(first)
+            if last > block.last:
+                block.last = last
+            latest = (None, first, last)
+            continue
         if kind == DECORATOR:
             decorators.append(line)
             latest = None
             continue
-        if kind in _TYPES:
+        if kind == DEF or kind == CLASS:
             node = Node(_TYPES[kind], first, last, name=(name_start, name_end))
             if decorators:
-                add(Node("decorated_definition", decorators[0][0], last, children=[node]), decorators[0][0], last)
+                wrapper = Node("decorated_definition", decorators[0][0], last, children=[node])
+                wrapped.append(wrapper)
+                add(wrapper, decorators[0][0], last)
             else:
                 add(node, first, last)
             latest = (node, first, last)
@@ -274,7 +299,8 @@ def tree(source: bytes) -> Node:
             for decorator in decorators:  # decorators of no definition (a syntax error): plain statements
                 add(None, decorator[0], decorator[1])
             if kind == CLAUSE:  # part of the statement above (tree-sitter's elif_clause, ...): no cut here
-                blocks[-1][1].last = max(blocks[-1][1].last, last)
+                if last > blocks[-1][1].last:
+                    blocks[-1][1].last = last
             else:
                 add(None, first, last)
             latest = (None, first, last)
@@ -283,13 +309,7 @@ def tree(source: bytes) -> Node:
     for decorator in decorators:
         add(None, decorator[0], decorator[1])
     close(-1)
-    _wrapped_ends(module)
+    for wrapper in wrapped:
+        wrapper.last = wrapper.children[0].last
     return module
 
-
-def _wrapped_ends(node: Node) -> None:
-    """A decorated definition ends where its definition does (known once the definition's block closed)."""
-    for child in node.children:
-        _wrapped_ends(child)
-        if child.type == "decorated_definition":
-            child.last = child.children[0].last
