@@ -109,17 +109,36 @@ class Store:
         self.url = url
         self._max = max_connections
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._free = threading.BoundedSemaphore(max_connections)
         self._pid = -1
         self._lock = threading.Lock()
         self._term_stats: tuple[float, dict[str, float], float, float] | None = None
 
     def _checkout(self) -> tuple[psycopg2.pool.ThreadedConnectionPool, Any]:
-        """A pooled connection (and its pool, to return it to). Raises: DatabaseUnavailable."""
+        """A pooled connection (and its pool, to give to `_checkin`), waiting up to CHECKOUT_WAIT_S
+        for one when all `max_connections` are in use: psycopg2's pool raises at once instead, and 40
+        concurrent searches of one MCP session failed 24 times with "connection pool exhausted".
+
+        Raises:
+            DatabaseUnavailable: no connection could be made, or none came free in time.
+        """
         pool = self._get_pool()
+        free = self._free
+        if not free.acquire(timeout=CHECKOUT_WAIT_S):
+            raise DatabaseUnavailable(f"all {self._max} database connections of this process stayed in use for "
+                                      f"{CHECKOUT_WAIT_S:g} s; try again later")
         try:
             return pool, pool.getconn()
         except (psycopg2.OperationalError, psycopg2.pool.PoolError) as exc:
+            free.release()
             raise DatabaseUnavailable(f"cannot connect to the database: {exc}".strip()) from exc
+
+    def _checkin(self, pool: psycopg2.pool.ThreadedConnectionPool, conn: Any, broken: bool) -> None:
+        """Return a connection of `_checkout` (closed when `broken`) and free its place."""
+        try:
+            pool.putconn(conn, close=broken or conn.closed != 0)
+        finally:
+            self._free.release()
 
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
@@ -132,6 +151,8 @@ class Store:
                 # paid for a new one (~6 ms; 172 of them in 80 files of a batch).
                 pool.minconn = self._max
                 self._pool = pool
+                if self._pid != os.getpid():  # a forked child starts with every place free
+                    self._free = threading.BoundedSemaphore(self._max)
                 self._pid = os.getpid()
             return self._pool
 
@@ -194,7 +215,7 @@ class Store:
                 conn.rollback()
             raise
         finally:
-            pool.putconn(conn, close=broken or conn.closed != 0)
+            self._checkin(pool, conn, broken)
 
     def _drop_pool(self, broken: psycopg2.pool.ThreadedConnectionPool) -> None:
         """Forget a pool after one of its connections broke: a server restart or pg_terminate_backend
@@ -475,7 +496,7 @@ class Store:
                 conn.autocommit = False
                 broken = False
         finally:
-            pool.putconn(conn, close=broken or conn.closed != 0)
+            self._checkin(pool, conn, broken)
 
     def heartbeat_worker(self, worker_id: str, hostname: str, pid: int) -> None:
         """Record that worker process `worker_id` is alive now."""
@@ -1100,6 +1121,8 @@ def get_store(url: str) -> Store:
 
 # How long the lexeme statistics of `term_shares` are reused.
 TERM_STATS_TTL_S = 60.0
+#: How long `Store._checkout` waits for a connection when all of the process's are in use.
+CHECKOUT_WAIT_S = 30.0
 # The planner's row count of `chunks` (kept by ANALYZE and VACUUM; 0 before either ran).
 _CHUNKS_ESTIMATE = "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass)"
 #: What fusion needs of a ranked chunk; the rest (`_HIT_COLUMNS`) is read for the results only.

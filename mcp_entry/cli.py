@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -115,9 +116,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.transport == "stdio":
         if args.metrics_port:  # stdout is the MCP channel: metrics go to their own port
             _serve_metrics(server.metrics, settings.http_host, args.metrics_port)
+        threading.Thread(target=server.warm_up, name="warm-up", daemon=True).start()  # while the client connects
         server.run()
     else:
         host, port = args.host or settings.http_host, args.port or settings.http_port
+        server.warm_up()  # before listening: the first clients are served warm
         print(f"MCP endpoint: http://{host}:{port}/mcp (metrics at /metrics)", file=sys.stderr, flush=True)
         http.serve(server, settings, host, port)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,51 @@ def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(tmp_path: Pat
             assert TOOLS <= {t.name for t in (await client.list_tools()).tools}
             assert "jobs" in await call(client, "list_indexing_jobs", {})
     anyio.run(body)
+
+
+def test_concurrent_calls_all_answer_and_at_most_server_concurrency_run_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 searches at once in one session: each is answered (psycopg2's pool alone, 16 connections,
+    failed 24 of them), and no more than CODESEARCH_SERVER_CONCURRENCY run together. The first three
+    meet at a barrier, so a server running fewer at once fails here too."""
+    from domain import search as search_domain
+    from domain.settings import Settings
+    from mcp_entry.server import build_server
+
+    repo = make_repo(tmp_path / "shop", SAMPLE_REPO)
+    pid = project()
+    real_search = search_domain.search
+    lock, active, peak, arrived = threading.Lock(), [0], [0], [0]
+    meet = threading.Barrier(3, timeout=20)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            active[0] += 1
+            arrived[0] += 1
+            first = arrived[0] <= 3
+            peak[0] = max(peak[0], active[0])
+        try:
+            if first:
+                try:
+                    meet.wait()
+                except threading.BrokenBarrierError:
+                    pass
+            return real_search(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    async def body() -> None:
+        async with mcp.Client(build_server(Settings(CODESEARCH_SERVER_CONCURRENCY=3))) as client:
+            started = await call(client, "start_indexing_background", {"repo_path": str(repo), "project_id": pid})
+            assert (await wait_final(client, started["job_id"]))["status"] == "completed"
+            monkeypatch.setattr(search_domain, "search", counted)
+            results = await asyncio.gather(*(client.call_tool("search_code", {"query": f"tax total {i}", "project_id": pid})
+                                             for i in range(40)))
+            errors = [c.text for r in results if r.is_error for c in r.content]
+            assert errors == [] and all(r.structured_content["results"] for r in results)
+    anyio.run(body)
+    assert peak[0] == 3 and not meet.broken
 
 
 def test_index_repository_waits_and_reports_progress(tmp_path: Path) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg2
 import pytest
 
+from domain import store as store_module
+from domain.errors import DatabaseUnavailable
 from domain.store import Store
 
 
@@ -42,3 +45,40 @@ def test_a_failed_transaction_after_reads_rolls_back_and_a_failed_read_loses_not
     with store.reading() as cur:
         cur.execute("SELECT id FROM projects WHERE id IN ('rolled-back', 'kept') ORDER BY id")
         assert [r["id"] for r in cur.fetchall()] == ["kept"]
+
+
+def test_callers_beyond_the_pool_wait_for_a_connection_instead_of_failing(fresh_db: str) -> None:
+    store = Store(fresh_db, max_connections=2)
+    lock, active, peak, failures = threading.Lock(), [0], [0], []
+
+    def read() -> None:
+        try:
+            with store.reading() as cur:
+                with lock:
+                    active[0] += 1
+                    peak[0] = max(peak[0], active[0])
+                cur.execute("SELECT pg_sleep(0.05)")
+                with lock:
+                    active[0] -= 1
+        except Exception as exc:  # psycopg2's pool alone raised "connection pool exhausted" here
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert failures == [] and peak[0] == 2
+
+
+def test_a_caller_that_finds_every_connection_busy_too_long_gets_a_clear_error(
+        fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "CHECKOUT_WAIT_S", 0.2)
+    store = Store(fresh_db, max_connections=1)
+    with store.reading():
+        with pytest.raises(DatabaseUnavailable, match="stayed in use for 0.2 s"):
+            with store.reading():
+                pass
+    with store.reading() as cur:  # the place came back
+        cur.execute("SELECT 1 AS one")
+        assert cur.fetchone()["one"] == 1
