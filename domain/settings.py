@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     secret_files: str = Field(default="", validation_alias=_env("CODESEARCH_SECRET_FILES"))
     secret_files_allow: str = Field(default="", validation_alias=_env("CODESEARCH_SECRET_FILES_ALLOW"))
     # Tool calls the MCP server runs at once (0: one per core); the others wait their turn, first come
-    # first served. Ten HTTP clients searching 321k chunks on 2 cores, all at once against two at a
-    # time: p95 154 / 186 -> 137 / 142 ms, the mean unchanged (docs/benchmarks.md, ninth session).
+    # first served. Ten HTTP clients searching 341k chunks on 2 cores, all at once against two at a
+    # time: p95 154 / 186 -> 137 / 142 ms, p95 / mean 1.67 / 1.61 -> 1.26 / 1.23 (docs/benchmarks.md,
+    # ninth session).
     server_concurrency: int = Field(default=0, ge=0, le=64, validation_alias=_env("CODESEARCH_SERVER_CONCURRENCY"))
     http_host: str = Field(default="127.0.0.1", validation_alias=_env("CODESEARCH_HTTP_HOST"))
     http_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_env("CODESEARCH_HTTP_PORT"))

@@ -129,8 +129,8 @@ def test_concurrent_calls_all_answer_and_at_most_server_concurrency_run_at_once(
             started = await call(client, "start_indexing_background", {"repo_path": str(repo), "project_id": pid})
             assert (await wait_final(client, started["job_id"]))["status"] == "completed"
             monkeypatch.setattr(search_domain, "search", counted)
-            results = await asyncio.gather(*(client.call_tool("search_code", {"query": f"tax total {i}", "project_id": pid})
-                                             for i in range(40)))
+            results = await asyncio.gather(*(
+                client.call_tool("search_code", {"query": f"tax total {i}", "project_id": pid}) for i in range(40)))
             errors = [c.text for r in results if r.is_error for c in r.content]
             assert errors == [] and all(r.structured_content["results"] for r in results)
     anyio.run(body)
