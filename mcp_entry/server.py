@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -98,7 +98,7 @@ class CodesearchServer(MCPServer):
         try:
             roots = await self._roots(name, arguments, context)  # may wait on the client: before taking a place
             # A tool that waits for a job takes a place only while it works (index_repository).
-            async with self.slots if name not in WAITING_TOOLS else contextlib.nullcontext():
+            async with self._place() if name not in WAITING_TOOLS else contextlib.nullcontext():
                 resolution = await self._resolve_project(name, arguments, roots)
                 if resolution is not None:
                     arguments = {**arguments, "project_id": resolution.project_id}
@@ -111,6 +111,19 @@ class CodesearchServer(MCPServer):
         elif resolution is not None:
             _attach_resolution(result, resolution)
         return result
+
+    @contextlib.asynccontextmanager
+    async def _place(self) -> AsyncIterator[None]:
+        """One of `slots` for the block, counted in `codesearch_tool_calls_waiting` until it is free."""
+        self.metrics.tool_calls_waiting.inc()
+        try:
+            await self.slots.acquire()
+        finally:
+            self.metrics.tool_calls_waiting.dec()
+        try:
+            yield
+        finally:
+            self.slots.release()
 
     async def _roots(self, name: str, arguments: dict[str, Any], context: Any) -> list[Path]:
         """The client's roots when `_resolve_project` needs them: a project tool without an explicit project."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -34,6 +34,9 @@ class ServerMetrics:
                                   registry=self.registry)
         self.tool_errors = Counter("codesearch_tool_errors_total", "MCP tool calls that returned an error, by tool.",
                                    ["tool"], registry=self.registry)
+        self.tool_calls_waiting = Gauge("codesearch_tool_calls_waiting",
+                                        "Tool calls waiting for a place (CODESEARCH_SERVER_CONCURRENCY).",
+                                        registry=self.registry)
         self.search_duration = Histogram("codesearch_search_duration_seconds", "search_code latency, by mode.",
                                          ["mode"], buckets=SEARCH_BUCKETS_S, registry=self.registry)
 

@@ -119,13 +119,20 @@ def test_concurrent_calls_all_answer_and_at_most_server_concurrency_run_at_once(
                     meet.wait()
                 except threading.BrokenBarrierError:
                     pass
+                else:  # the three hold every place: the other 37 wait, and say so in the metrics
+                    wait_for(lambda: waiting() == 37, timeout_s=20, what="37 calls waiting for a place")
             return real_search(*args, **kwargs)
         finally:
             with lock:
                 active[0] -= 1
 
+    the_server = build_server(Settings(CODESEARCH_SERVER_CONCURRENCY=3))
+
+    def waiting() -> float:
+        return the_server.metrics.registry.get_sample_value("codesearch_tool_calls_waiting") or 0.0
+
     async def body() -> None:
-        async with mcp.Client(build_server(Settings(CODESEARCH_SERVER_CONCURRENCY=3))) as client:
+        async with mcp.Client(the_server) as client:
             started = await call(client, "start_indexing_background", {"repo_path": str(repo), "project_id": pid})
             assert (await wait_final(client, started["job_id"]))["status"] == "completed"
             monkeypatch.setattr(search_domain, "search", counted)
@@ -134,7 +141,7 @@ def test_concurrent_calls_all_answer_and_at_most_server_concurrency_run_at_once(
             errors = [c.text for r in results if r.is_error for c in r.content]
             assert errors == [] and all(r.structured_content["results"] for r in results)
     anyio.run(body)
-    assert peak[0] == 3 and not meet.broken
+    assert peak[0] == 3 and not meet.broken and waiting() == 0
 
 
 def test_index_repository_waits_and_reports_progress(tmp_path: Path) -> None:
