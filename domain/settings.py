@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     secret_files: str = Field(default="", validation_alias=_env("CODESEARCH_SECRET_FILES"))
     secret_files_allow: str = Field(default="", validation_alias=_env("CODESEARCH_SECRET_FILES_ALLOW"))
     # Tool calls the MCP server runs at once (0: one per core); the others wait their turn, first come
-    # first served. Ten HTTP clients searching 341k chunks on 2 cores, all at once against two at a
+    # first served. Ten HTTP clients searching 321k chunks on 2 cores, all at once against two at a
     # time: p95 154 / 186 -> 137 / 142 ms, p95 / mean 1.67 / 1.61 -> 1.26 / 1.23 (docs/benchmarks.md,
     # ninth session).
     server_concurrency: int = Field(default=0, ge=0, le=64, validation_alias=_env("CODESEARCH_SERVER_CONCURRENCY"))

@@ -234,7 +234,7 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     def warm_up() -> None:
         """Load the embedder (the local model takes seconds) and run one search of the project with the
         most chunks, so that clients' first searches do not pay for it (a fresh database connection's
-        caches, the term statistics): at 341k chunks a fresh server's first search_code took 35-38 ms
+        caches, the term statistics): at 321k chunks a fresh server's first search_code took 35-38 ms
         and the next 10-20; after this warm-up (56-63 ms) the first took 10-12. Never fails: a database
         that is down only means there is nothing to warm."""
         started = time.perf_counter()
