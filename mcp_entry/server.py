@@ -98,7 +98,7 @@ class CodesearchServer(MCPServer):
         try:
             roots = await self._roots(name, arguments, context)  # may wait on the client: before taking a place
             # A tool that waits for a job takes a place only while it works (index_repository).
-            async with self._place() if name not in WAITING_TOOLS else contextlib.nullcontext():
+            async with self.place() if name not in WAITING_TOOLS else contextlib.nullcontext():
                 resolution = await self._resolve_project(name, arguments, roots)
                 if resolution is not None:
                     arguments = {**arguments, "project_id": resolution.project_id}
@@ -113,7 +113,7 @@ class CodesearchServer(MCPServer):
         return result
 
     @contextlib.asynccontextmanager
-    async def _place(self) -> AsyncIterator[None]:
+    async def place(self) -> AsyncIterator[None]:
         """One of `slots` for the block, counted in `codesearch_tool_calls_waiting` until it is free."""
         self.metrics.tool_calls_waiting.inc()
         try:
@@ -290,14 +290,14 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
                                timeout_s: Annotated[float, Field(gt=0, le=3600)] = 600) -> JobStatus:
         """Index a repository and wait: sends progress notifications, returns the final status, or the
         still-running status (with its job_id) when timeout_s passes first."""
-        status, _ = await anyio.to_thread.run_sync(tool_edge(start), repo_path, project_id, force_reindex, "mcp",
-                                                   limiter=server.slots)
+        async with server.place():  # a place only while it reads, not while it waits
+            status, _ = await anyio.to_thread.run_sync(tool_edge(start), repo_path, project_id, force_reindex, "mcp")
         deadline = time.monotonic() + timeout_s
         while not jobs.is_final(status.status) and time.monotonic() < deadline:
             await ctx.report_progress(status.progress_percentage, 100, status.progress_message)
             await anyio.sleep(POLL_INTERVAL_S)
-            status = await anyio.to_thread.run_sync(tool_edge(jobs.get_job), store, status.job_id,
-                                                    limiter=server.slots)
+            async with server.place():
+                status = await anyio.to_thread.run_sync(tool_edge(jobs.get_job), store, status.job_id)
         await ctx.report_progress(status.progress_percentage, 100, status.progress_message)
         return status
 
