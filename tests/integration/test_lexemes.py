@@ -26,7 +26,7 @@ PARSED = """setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('
 def samples() -> list[tuple[str, str | None, str]]:
     """(path, symbol, content) of every chunk of a few of this project's own files."""
     out = []
-    for path in ("domain/store.py", "domain/indexing.py", "README.md"):
+    for path in ("domain/store/batches.py", "domain/indexing.py", "README.md"):
         text = (ROOT / path).read_text()
         out += [(path, c.symbol, c.content) for c in chunks_of(Settings(), path, text)]
     return out
@@ -95,7 +95,7 @@ def test_written_lexemes_are_what_the_binary_form_says_for_every_chunk(fresh_db:
     """The rows COPY received in binary (lexemes unsorted, positions weighted) hold the tsvector the
     independent decoder reads from `lexical.document`, for every chunk of a few real files."""
     settings = Settings(CODESEARCH_EMBEDDER="hashing")  # type: ignore[call-arg]
-    files = {path: (ROOT / path).read_text() for path in ("domain/store.py", "domain/lexical.py", "README.md")}
+    files = {path: (ROOT / path).read_text() for path in ("domain/store/batches.py", "domain/lexical.py", "README.md")}
     files["ünïcode.py"] = "def grüße_an(name):\n    return f\"Grüße, {name}! It's \\\\ done\"\n"
     repo = make_repo(tmp_path / "repo", files)
     store = Store(fresh_db)

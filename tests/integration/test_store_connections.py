@@ -9,7 +9,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from domain import store as store_module
+from domain.store import base as store_module
 from domain.errors import DatabaseUnavailable
 from domain.store import Store
 
