@@ -306,3 +306,18 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 def commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True).stdout.strip()
+
+
+def fresh_process_latency(env: dict[str, str], project: str, queries: list[str], runs: int,
+                          mode: str = "hybrid") -> dict[str, Any]:
+    """`latency_ms` and wall time of `runs` searches, each from a fresh `codesearch search --json`
+    process (queries taken in turn): what a user's first query costs."""
+    latency, wall = [], []
+    for n in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([str(Path(sys.executable).with_name("codesearch")), "search", "--json", "--project",
+                               project, "--mode", mode, queries[n % len(queries)]],
+                              env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True)
+        wall.append((time.perf_counter() - started) * 1000)
+        latency.append(float(json.loads(done.stdout)["latency_ms"]))
+    return {"runs": runs, "latency_ms": percentiles(latency), "process_wall_ms": percentiles(wall)}

@@ -188,7 +188,7 @@ class _Builder:
 
     def _leading_comments(self, start: int, floor: int) -> int:
         """Move a definition's start up over the comment lines right above it (doc comments)."""
-        while start - 1 >= floor and _is_comment(self.lines[start - 1]):
+        while start - 1 >= floor and is_comment(self.lines[start - 1]):
             start -= 1
         return start
 
@@ -299,7 +299,7 @@ def _end_row(node: Any) -> int:
 _COMMENT = re.compile(r"^\s*(//|/\*|\*|#(?!include|define|if|endif|pragma|!)|--|;;|@\w)")
 
 
-def _is_comment(line: str) -> bool:
+def is_comment(line: str) -> bool:
     """A comment or annotation/decorator line, which belongs to the definition below it."""
     return bool(_COMMENT.match(line))
 

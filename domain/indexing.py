@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 
 from domain import budget, lexical
 from domain.chunker import Chunk
-from domain.chunking import Limits, chunk_file, estimate_line_tokens
+from domain.chunking import Limits, chunk_file, estimate_line_tokens, is_comment
 from domain.discovery import DiscoveredFile, discover, language_for, read_text
 from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
@@ -325,8 +325,7 @@ def _chunked_file(store: Store, settings: Settings, embedder: Embedder, repo_id:
 
 def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[FileEntry, Chunked | None]],
                     fresh: dict[str, StoredVector]) -> list[tuple[FileEntry, Prepared | None]]:
-    # The path (and symbol) lead each embedded text: queries often name the module or function they mean.
-    texts = [_embedded_text(c[0].path, piece) for _, c in group if c for piece in c[1]]
+    texts = [text for _, c in group if c for text in embedded_texts(c[0].path, c[1])]
     embedded = embed_cached(store, embedder, texts, fresh)
     vectors = iter(embedded)
     # Vectors in text form (Ollama's) send the group's rows in COPY's text format (see Store.write_files).
@@ -341,8 +340,40 @@ def _embedded_group(store: Store, embedder: Embedder, group: Sequence[tuple[File
     return [(entry, None if chunked is None else (chunked[0], rows(*chunked))) for entry, chunked in group]
 
 
-def _embedded_text(path: str, chunk: Chunk) -> str:
-    return f"{path}\n{chunk.symbol}\n{chunk.content}" if chunk.symbol else f"{path}\n{chunk.content}"
+#: Whether each chunk is embedded with its enclosing definitions' first lines (`embedded_texts`).
+#: A change to what is embedded must re-index old repositories (a migration, as 0008 did).
+CONTEXT_HEADERS = True
+
+
+def embedded_texts(path: str, chunks: Sequence[Chunk]) -> list[str]:
+    """What the embedder reads for each chunk of one file (not what is stored): the path, the
+    qualified symbol, and the first lines of the definitions that enclose the chunk (a class header,
+    the signature of the function a window lies in), then the chunk itself. A method's chunk then
+    knows its class and module, and the second window of a long function its signature.
+
+    A definition's first line is that of its first chunk (the one that starts it), found among the
+    file's chunks by symbol, so this works for every language the chunker knows."""
+    heads: dict[str, str] = {}
+    for chunk in chunks:
+        if chunk.symbol and chunk.symbol not in heads and ", " not in chunk.symbol:
+            heads[chunk.symbol] = _signature(chunk.content)
+    return [_embedded_text(path, chunk, heads if CONTEXT_HEADERS else {}) for chunk in chunks]
+
+
+def _embedded_text(path: str, chunk: Chunk, heads: Mapping[str, str]) -> str:
+    if not chunk.symbol:
+        return f"{path}\n{chunk.content}"
+    parts = chunk.symbol.split(", ")[0].split(".")
+    first = chunk.content.lstrip().split("\n", 1)[0].strip()
+    enclosing = [heads[name] for name in (".".join(parts[:n]) for n in range(1, len(parts) + 1))
+                 if heads.get(name) and heads[name] != first]
+    return "\n".join([path, chunk.symbol, *enclosing, chunk.content])
+
+
+def _signature(content: str) -> str:
+    """A definition's first line that is not a decorator, annotation or comment."""
+    lines = [line.strip() for line in content.split("\n") if line.strip()]
+    return next((line for line in lines if not is_comment(line)), lines[0] if lines else "")[:200]
 
 
 def chunks_of(settings: Settings, path: str, text: str,

@@ -8,6 +8,7 @@ identifier still matches exactly.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from collections import Counter
@@ -224,6 +225,76 @@ def query_terms(query: str) -> list[str]:
     return kept or found
 
 
+#: BM25's term-frequency saturation and length normalisation (the textbook values).
+BM25_K1 = 1.2
+BM25_B = 0.75
+#: BM25F: an occurrence in the symbol (A), the path (B) and the body (D) counts this many times.
+FIELD_WEIGHTS = (3.0, 1.0, 1.0)
+#: BM25's average chunk length (distinct lexemes) when the store has none to sample.
+TYPICAL_LEXEMES = 50.0
+#: Query words of natural language (of MIN_WORD letters or more) also match their other forms
+#: ("parsed" -> parse, parser, parsing, ...) when their root keeps MIN_STEM letters: the index holds
+#: words as written.
+MIN_WORD = 4
+MIN_STEM = 3
+#: Endings stripped from a query word to find its root (longest first), and endings put back on the
+#: root to spell the forms looked up. Explicit forms rather than a prefix query: a prefix also matched
+#: whole identifiers ("parsehttpdate"), and counting its chunks read every lexeme it starts (111 ms
+#: for "parse an http date header" at 321k chunks).
+_ENDINGS = ("ations", "ation", "ments", "ment", "ings", "ing", "ions", "ion", "ers", "ors", "ies", "ied",
+            "ates", "ated", "ate", "ity", "able", "es", "ed", "er", "or", "ly", "al", "s", "e", "y")
+_FORMS = ("", "s", "e", "es", "ed", "ing", "er", "ers", "or", "ors", "ion", "ions", "ation", "ations", "ate",
+          "ates", "ated", "ator", "ment", "y", "ies")
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """A term of the lexical ranking: a query word (`key`), the lexemes that count as it (the word
+    itself, or its forms), and its IDF."""
+
+    key: str
+    lexemes: tuple[str, ...]
+    idf: float
+
+
+def forms(word: str) -> tuple[str, ...]:
+    """The lexemes a query word matches: itself, and for a word of natural language (lowercase
+    letters) the forms of its root ("validated" -> validate, validation, validator, ...)."""
+    if not word.isalpha() or not word.islower() or len(word) < MIN_WORD:
+        return (word,)
+    root = next((word[: -len(e)] for e in _ENDINGS if word.endswith(e) and len(word) - len(e) >= MIN_STEM), word)
+    roots = [root] + ([root[:-1]] if len(root) > MIN_WORD and root[-1] == root[-2] else [])  # wrapp -> wrap
+    found = dict.fromkeys([word] + [r + f for r in roots for f in _FORMS])
+    for r in roots:  # a doubled final consonant before an ending: wrap -> wrapped, wrapping, wrapper
+        if r[-1] not in "aeiouy" and r[-2] in "aeiou":
+            found.update(dict.fromkeys(r + r[-1] + f for f in ("ed", "ing", "er")))
+    return tuple(t for t in found if len(t) <= MAX_TERM_CHARS)
+
+
+def query_words(query: str, stemming: bool = True) -> list[tuple[str, tuple[str, ...]]]:
+    """The query's terms for BM25 (`query_terms`), each with the lexemes that count as it (`forms`
+    where `stemming`, else the term alone)."""
+    return [(term, forms(term) if stemming else (term,)) for term in query_terms(query)]
+
+
+def idf(df: float, chunks: float) -> float:
+    """BM25's inverse document frequency (the Lucene form, never negative)."""
+    return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
+
+
+def weighted(words: Sequence[tuple[str, tuple[str, ...]]], df: Mapping[str, float], chunks: float) -> list[QueryTerm]:
+    """The query words with their IDF, from the document frequencies `df` of lexemes among `chunks`
+    chunks; a word of several forms counts the chunks of all of them (an overestimate of their union)."""
+    counts = [min(sum(df.get(t, 0.0) for t in lexemes), max(chunks, 1.0)) for _, lexemes in words]
+    total = max([chunks, 1.0, *counts])
+    return [QueryTerm(key, lexemes, idf(n, total)) for (key, lexemes), n in zip(words, counts, strict=True)]
+
+
+def tsquery_any(lexemes: Sequence[str]) -> str:
+    """tsquery text matching any of `lexemes`."""
+    return quoted(lexemes[0]) if len(lexemes) == 1 else "(" + " | ".join(map(quoted, lexemes)) + ")"
+
+
 @dataclass(frozen=True)
 class LexicalQuery:
     """How the lexical ranking runs, as tsquery text of quoted terms: `match` selects the candidate
@@ -234,7 +305,7 @@ class LexicalQuery:
 
 
 def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks: float,
-         budget: int = CANDIDATE_BUDGET) -> LexicalQuery:
+         budget: int = CANDIDATE_BUDGET, spelled: Mapping[str, str] | None = None) -> LexicalQuery:
     """Choose which terms select candidates so that about `budget` chunks are ranked, rarest terms first.
 
     `share` is the fraction of chunks holding a term, from the planner's statistics of the most
@@ -243,13 +314,17 @@ def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks:
     select candidates until their estimated matches would pass the budget; the remaining common
     terms select only chunks holding all of them. When every term is common, only chunks holding all
     of them are candidates. Like IDF, this keeps words such as "get" or "file" from flooding the
-    ranking; with few chunks (under `budget`) every term selects, as a plain OR would.
+    ranking; with few chunks (under `budget`) every term selects, as a plain OR would. `spelled`
+    gives a term's tsquery text where it is not the quoted term itself (a word and its forms).
     """
+    def quote(term: str) -> str:
+        return spelled[term] if spelled and term in spelled else quoted(term)
+
     rows = {t: share.get(t, least / 2) * chunks for t in found}
     ordered = sorted(found, key=lambda t: (rows[t], t))
-    rank = " | ".join(map(quoted, found))
+    rank = " | ".join(map(quote, found))
     if len(ordered) > 1 and rows[ordered[0]] > budget:
-        return LexicalQuery(" & ".join(map(quoted, found)), rank)
+        return LexicalQuery(" & ".join(map(quote, found)), rank)
     rare: list[str] = []
     spent = 0.0
     for term in ordered:
@@ -258,9 +333,9 @@ def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks:
         rare.append(term)
         spent += rows[term]
     common = [t for t in found if t not in rare]
-    selectors = [quoted(t) for t in rare]
+    selectors = [quote(t) for t in rare]
     if len(common) > 1:
-        selectors.append("(" + " & ".join(map(quoted, common)) + ")")
+        selectors.append("(" + " & ".join(map(quote, common)) + ")")
     return LexicalQuery(" | ".join(selectors), rank)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
-from domain import lexical
+from domain import lexical, rerank
 from domain.discovery import LANGUAGE_ALIASES, known_languages
 from domain.embedders import Embedder
 from domain.errors import EmbedderMismatch, InvalidInput
+from domain.lexical import QueryTerm
 from domain.models import SearchHit, SearchResponse, parse_project_id
 from domain.store import Row, SearchFilters, Store
 
@@ -29,6 +31,13 @@ CANDIDATES_PER_RESULT = 5
 EXACT_BONUS_RANKINGS = SEMANTIC_WEIGHT + LEXICAL_WEIGHT
 #: Definitions are looked up for at most this many names of one query.
 MAX_NAMES = 8
+#: Hybrid search reranks its fused candidates by `rerank`'s features.
+RERANK = True
+#: Query words of natural language match their other forms too (`lexical.forms`).
+STEMMING = True
+#: A term's chunks are counted up to this many: a term that common has an IDF near nothing either way,
+#: and counting stops before reading its whole posting list.
+DF_COUNT_CAP = 20_000
 
 
 def search(store: Store, embedder: Embedder, query: str, project_id: str, limit: int = 10,
@@ -62,22 +71,41 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
         embed_ms = round((time.perf_counter() - embedding_started) * 1000, 2)
         rankings.append((SEMANTIC_WEIGHT, store.semantic_search(repos, embedder.model_id, vector, wanted, filters)
                          if repos else []))
+    terms: list[QueryTerm] = []
     if chosen in ("hybrid", "lexical"):
-        rankings.append((LEXICAL_WEIGHT, _lexical(store, repos, text, wanted, filters)))
+        found, terms = _lexical(store, repos, text, wanted, filters)
+        rankings.append((LEXICAL_WEIGHT, found))
     names = lexical.identifiers(text) if chosen != "semantic" else set()
-    rows = _fused(rankings, names, limit, _definitions(store, repos, names, wanted, filters))
+    rows = _fused(rankings, names, limit, _definitions(store, repos, names, wanted, filters),
+                  terms if chosen == "hybrid" and RERANK else [])
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
                           embedding_ms=embed_ms)
 
 
-def _lexical(store: Store, repos: list[str], text: str, wanted: int, filters: SearchFilters) -> list[Row]:
-    found = lexical.query_terms(text)
-    if not found or not repos:
-        return []
-    plan = lexical.plan(found, *store.term_shares(found), budget=lexical.CANDIDATE_BUDGET)
-    return store.lexical_search(repos, plan.match, plan.rank, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
+def _lexical(store: Store, repos: list[str], text: str, wanted: int,
+             filters: SearchFilters) -> tuple[list[Row], list[QueryTerm]]:
+    """BM25F over the query's terms: document frequencies from the planner's statistics of common
+    lexemes, counted through the GIN index for the rest (rarer, so cheap to count). Returns the
+    ranking and the query's terms with their IDFs."""
+    words = lexical.query_words(text, stemming=STEMMING)
+    if not words or not repos:
+        return [], []
+    lexemes = list(dict.fromkeys(t for _, forms in words for t in forms))
+    shares, least, chunks = store.term_shares(lexemes)
+    df: dict[str, float] = {t: share * chunks for t, share in shares.items()}
+    df.update(store.term_counts([t for t in lexemes if t not in df], cap=DF_COUNT_CAP))
+    terms = lexical.weighted(words, df, chunks)
+    total = max([chunks, 1.0, *df.values()])
+    plan = lexical.plan([t.key for t in terms], {t.key: _share(t, df, total) for t in terms}, least, total,
+                        budget=lexical.CANDIDATE_BUDGET, spelled={t.key: lexical.tsquery_any(t.lexemes) for t in terms})
+    return store.lexical_search(repos, plan.match, terms, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET,
+                                average_length=store.average_lexemes(repos)), terms
+
+
+def _share(term: QueryTerm, df: dict[str, float], total: float) -> float:
+    return min(1.0, sum(df.get(t, 0.0) for t in term.lexemes) / total)
 
 
 def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, filters: SearchFilters) -> list[Row]:
@@ -88,12 +116,13 @@ def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, f
 
 
 def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
-           definitions: list[Row] | None = None) -> list[Row]:
-    """Weighted reciprocal rank fusion of the rankings, exact definitions first, overlapping chunks collapsed.
+           definitions: list[Row] | None = None, terms: Sequence[QueryTerm] = ()) -> list[Row]:
+    """Weighted reciprocal rank fusion of the rankings, exact definitions first, reranked by the
+    features of `rerank` when query `terms` are given, overlapping chunks collapsed.
 
     `definitions` join the pool without a rank of their own; the exact-name bonus ranks them."""
     bonus = EXACT_BONUS_RANKINGS if names else 0
-    best = (sum(weight for weight, _ in rankings) + bonus) / (RRF_K + 1)
+    best = (sum(weight for weight, _ in rankings) + bonus) / (RRF_K + 1) + (rerank.best_bonus() if terms else 0.0)
     fused: dict[int, Row] = {}
     for row in definitions or []:
         fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
@@ -105,6 +134,8 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
     for hit in fused.values():
         if names and _defines(hit["symbol"], names):
             hit["fused"] += bonus / (RRF_K + 1)
+        if terms:
+            hit["fused"] += rerank.bonus(terms, hit["symbol"], hit["path"], hit["kind"])
         hit["score"] = hit["fused"] / best
     ordered = sorted(fused.values(), key=lambda h: (-h["fused"], h["id"]))
     kept: list[Row] = []

@@ -241,3 +241,46 @@ def test_a_completed_job_builds_the_hnsw_index_in_the_background_and_filtered_qu
                          language="go").results
     assert len(hits) == 10 and {h.language for h in hits} == {"go"}
     assert not store.ensure_vector_index(embedder.model_id, embedder.dim)  # built once, not again
+
+
+@pytest.fixture
+def prose(fresh_db: str, settings: Settings, embedder: Embedder, tmp_path: Path) -> Store:
+    """A repository where BM25 must tell a rare word from a common one, and forms of a word apart."""
+    common = "".join(f"def helper_{n}(value):\n    return value + {n}\n\n\n" for n in range(30))
+    files: dict[str, str | bytes] = {
+        "lib/common.py": common,
+        "lib/wrap.py": "def fold_text(words, width):\n    wrapped = []\n    return wrapped\n",
+        "lib/cache.py": "def evict(value):\n    # drop the oldest cached value\n    return value\n",
+        "lib/mixed.py": "def mixed(value):\n    return value\n",
+    }
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, make_repo(tmp_path / "prose", files)).status == "completed"
+    return store
+
+
+def test_bm25_ranks_a_chunk_with_the_rare_word_above_chunks_with_the_common_one(prose: Store,
+                                                                                 embedder: Embedder) -> None:
+    # "value" is in nearly every chunk, "cached" in one: that one must come first, though it does
+    # not hold every query word (OR semantics) and the common word is in the others' symbols' bodies.
+    hits = search.search(prose, embedder, "cached value", "p1", limit=5, mode="lexical").results
+    assert hits[0].file_path == "lib/cache.py", [(h.file_path, h.lexical_score) for h in hits]
+    assert len(hits) > 1  # chunks holding only "value" still rank (not an AND)
+    assert all(h.lexical_score is not None and h.lexical_score > 0 for h in hits)
+
+
+def test_a_natural_language_word_matches_its_other_forms(prose: Store, embedder: Embedder) -> None:
+    hits = search.search(prose, embedder, "wrapping", "p1", limit=5, mode="lexical").results
+    assert [h.file_path for h in hits] == ["lib/wrap.py"]  # "wrapped" in the body
+    assert search.search(prose, embedder, "wrapping", "p1", limit=5, mode="lexical").results == hits
+    old = search.STEMMING
+    search.STEMMING = False
+    try:
+        assert search.search(prose, embedder, "wrapping", "p1", limit=5, mode="lexical").results == []
+    finally:
+        search.STEMMING = old
+
+
+def test_term_counts_count_chunks_holding_each_lexeme(prose: Store) -> None:
+    counts = prose.term_counts(["cached", "value", "nosuchlexeme"], cap=1000)
+    assert counts["cached"] == 1 and counts["nosuchlexeme"] == 0 and counts["value"] >= 3
+    assert prose.term_counts(["value"], cap=2) == {"value": 2}
