@@ -21,7 +21,7 @@ from domain.lexical import QueryTerm
 SYMBOL_WEIGHT = 0.10
 PATH_WEIGHT = 0.04
 DEFINITION_WEIGHT = 0.02
-_NOT_DEFINITIONS = frozenset({"code", "section", "window", None})
+NOT_DEFINITIONS = frozenset({"code", "section", "window", None})
 
 
 def best_bonus() -> float:
@@ -37,7 +37,7 @@ def bonus(terms: Sequence[QueryTerm], symbol: str | None, path: str, kind: str |
     last = _name_terms(symbol.split(", ")[0].replace("::", ".").split(".")[-1]) if symbol else frozenset()
     named = _matched(terms, last) / total
     located = _matched(terms, _path_terms(path)) / total
-    defined = 0.0 if kind in _NOT_DEFINITIONS else 1.0
+    defined = 0.0 if kind in NOT_DEFINITIONS else 1.0
     return SYMBOL_WEIGHT * named + PATH_WEIGHT * located + DEFINITION_WEIGHT * defined
 
 

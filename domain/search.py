@@ -6,6 +6,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from domain import lexical, rerank
 from domain.discovery import LANGUAGE_ALIASES, known_languages
@@ -31,6 +32,10 @@ CANDIDATES_PER_RESULT = 5
 EXACT_BONUS_RANKINGS = SEMANTIC_WEIGHT + LEXICAL_WEIGHT
 #: Definitions are looked up for at most this many names of one query.
 MAX_NAMES = 8
+#: Threads for the semantic side of searches (`search`); a search holds one at most.
+_SIDES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-semantic")
+#: Windows of one long definition are one result, at the definition's first window (`_at_definitions`).
+GROUP_DEFINITIONS = True
 #: Hybrid search reranks its fused candidates by `rerank`'s features.
 RERANK = True
 #: Query words of natural language match their other forms too (`lexical.forms`).
@@ -62,26 +67,39 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
     wanted = limit * CANDIDATES_PER_RESULT
     scope = store.search_scope(project, filters.repository)
     repos = [r["id"] for r in scope]
-    rankings: list[tuple[float, list[Row]]] = []
-    embed_ms = None
+    semantic = None
     if chosen in ("hybrid", "semantic"):
         _check_models(scope, embedder)
-        embedding_started = time.perf_counter()
-        vector = embedder.embed([text])[0]
-        embed_ms = round((time.perf_counter() - embedding_started) * 1000, 2)
-        rankings.append((SEMANTIC_WEIGHT, store.semantic_search(repos, embedder.model_id, vector, wanted, filters)
-                         if repos else []))
+        # The semantic side (embedding, then the vector index) runs beside the lexical side on another
+        # connection: each waits on PostgreSQL or the model most of its time.
+        semantic = _SIDES.submit(_semantic, store, embedder, repos, text, wanted, filters)
+    found: list[Row] = []
     terms: list[QueryTerm] = []
+    names = lexical.identifiers(text) if chosen != "semantic" else set()
     if chosen in ("hybrid", "lexical"):
         found, terms = _lexical(store, repos, text, wanted, filters)
+    definitions = _definitions(store, repos, names, wanted, filters)
+    rankings: list[tuple[float, list[Row]]] = []
+    embed_ms = None
+    if semantic is not None:
+        nearest, embed_ms = semantic.result()
+        rankings.append((SEMANTIC_WEIGHT, nearest))
+    if chosen in ("hybrid", "lexical"):
         rankings.append((LEXICAL_WEIGHT, found))
-    names = lexical.identifiers(text) if chosen != "semantic" else set()
-    rows = _fused(rankings, names, limit, _definitions(store, repos, names, wanted, filters),
-                  terms if chosen == "hybrid" and RERANK else [])
+    rows = _at_definitions(store, _fused(rankings, names, limit, definitions, terms if chosen == "hybrid" and RERANK else []))
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
                           embedding_ms=embed_ms)
+
+
+def _semantic(store: Store, embedder: Embedder, repos: list[str], text: str, wanted: int,
+              filters: SearchFilters) -> tuple[list[Row], float]:
+    """The nearest chunks by embedding, and the milliseconds the query's embedding took."""
+    started = time.perf_counter()
+    vector = embedder.embed([text])[0]
+    embed_ms = round((time.perf_counter() - started) * 1000, 2)
+    return (store.semantic_search(repos, embedder.model_id, vector, wanted, filters) if repos else []), embed_ms
 
 
 def _lexical(store: Store, repos: list[str], text: str, wanted: int,
@@ -122,6 +140,7 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
 
     `definitions` join the pool without a rank of their own; the exact-name bonus ranks them."""
     bonus = EXACT_BONUS_RANKINGS if names else 0
+    words = frozenset(t.key for t in terms)
     best = (sum(weight for weight, _ in rankings) + bonus) / (RRF_K + 1) + (rerank.best_bonus() if terms else 0.0)
     fused: dict[int, Row] = {}
     for row in definitions or []:
@@ -132,30 +151,63 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
             hit["fused"] += weight / (RRF_K + rank)
             hit["semantic" if "distance" in row else "lexical"] = row["score"]
     for hit in fused.values():
-        if names and _defines(hit["symbol"], names):
+        if names and _defines(hit["symbol"], names, words):
             hit["fused"] += bonus / (RRF_K + 1)
         if terms:
             hit["fused"] += rerank.bonus(terms, hit["symbol"], hit["path"], hit["kind"])
         hit["score"] = hit["fused"] / best
     ordered = sorted(fused.values(), key=lambda h: (-h["fused"], h["id"]))
     kept: list[Row] = []
+    seen: set[tuple[int, str]] = set()
     for hit in ordered:
+        key = _definition_key(hit)
+        if key in seen:
+            continue
         if not any(k["file_id"] == hit["file_id"] and k["start_line"] <= hit["end_line"]
                    and hit["start_line"] <= k["end_line"] for k in kept):
             kept.append(hit)
+            if key:
+                seen.add(key)
             if len(kept) == limit:
                 break
     return kept
 
 
-def _defines(symbol: str | None, names: set[str]) -> bool:
-    """Whether a chunk's symbol (or one of several, ", "-joined) is one of `names`, qualified or not."""
+def _definition_key(hit: Row) -> tuple[int, str] | None:
+    """(file, symbol) of a chunk that is (a window of) one definition, or None: windows of one long
+    definition share it, and are one result (`_at_definitions`)."""
+    if not GROUP_DEFINITIONS or not hit["symbol"] or ", " in hit["symbol"] or hit.get("kind") in rerank.NOT_DEFINITIONS:
+        return None
+    return hit["file_id"], hit["symbol"]
+
+
+def _at_definitions(store: Store, rows: list[Row]) -> list[Row]:
+    """Each result that is a later window of a long definition, moved to the definition's first
+    window (its signature and docstring: where a reader starts), keeping its scores."""
+    keys = [k for k in map(_definition_key, rows) if k]
+    firsts = store.first_windows(keys) if keys else {}
+    moved: list[Row] = []
+    for row in rows:
+        first = firsts.get(_definition_key(row) or (0, ""))
+        if first is not None and first["id"] != row["id"]:
+            row = {**row, **first}
+        if not any(m["id"] == row["id"] for m in moved):
+            moved.append(row)
+    return moved
+
+
+def _defines(symbol: str | None, names: set[str], words: frozenset[str] = frozenset()) -> bool:
+    """Whether a chunk's symbol (or one of several, ", "-joined) is one of `names`, qualified or not;
+    or a qualified symbol all of whose parts the query holds, one of them as a name (`words` are the
+    query's terms): "ObservableMap replace" names `ObservableMap.replace` as much as the class."""
     if not symbol:
         return False
     for one in symbol.split(", "):
         whole = one.lower().replace("_", "")
-        last = re.split(r"\.|::|\s", one)[-1].lower().replace("_", "")
-        if whole in names or last in names:
+        parts = [p.lower().replace("_", "") for p in re.split(r"\.|::|\s", one) if p]
+        if whole in names or (parts and parts[-1] in names):
+            return True
+        if len(parts) > 1 and any(p in names for p in parts) and all(p in names or p in words for p in parts):
             return True
     return False
 

@@ -76,7 +76,11 @@ class Settings(BaseSettings):
     # Below this many chunks of one embedder an exact scan is fast (28 ms at 100k, FACTS.md)
     # and inserts stay cheap (HNSW inserts: ~550 rows/s); a job that reaches it has a worker build the index.
     hnsw_min_chunks: int = Field(default=100_000, ge=0, validation_alias=_env("CODESEARCH_HNSW_MIN_CHUNKS"))
-    chunk_max_tokens: int = Field(default=256, ge=32, validation_alias=_env("CODESEARCH_CHUNK_MAX_TOKENS"))
+    # A definition up to this many tokens (and chunk_max_lines lines) is one chunk; the local model reads
+    # a chunk's first 256 word pieces (its signature, docstring and start), the lexical index all of it.
+    # 1024 against 256, 512, 768 and 1536 on the dev questions of benchmarks/corpora.py: symbol MRR@10
+    # .726 against .589, .675, .701 and .676 (docs/benchmarks.md, tenth session).
+    chunk_max_tokens: int = Field(default=1024, ge=32, validation_alias=_env("CODESEARCH_CHUNK_MAX_TOKENS"))
     chunk_max_lines: int = Field(default=60, ge=4, validation_alias=_env("CODESEARCH_CHUNK_MAX_LINES"))
     chunk_max_chars: int = Field(default=1500, ge=200, validation_alias=_env("CODESEARCH_CHUNK_MAX_CHARS"))
     chunk_overlap_lines: int = Field(default=4, ge=0, validation_alias=_env("CODESEARCH_CHUNK_OVERLAP_LINES"))

@@ -288,6 +288,16 @@ class SearchQueries(Connections):
         _, shares, least, chunks = cached
         return {t: shares[t] for t in terms if t in shares}, least, chunks
 
+    def first_windows(self, definitions: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Row]:
+        """The first chunk (lowest start line) of each (file id, symbol), as ranking rows."""
+        rows = self._all(
+            f"""SELECT DISTINCT ON (c.file_id, c.symbol) {_RANK_COLUMNS}
+                FROM chunks c JOIN unnest(%s::bigint[], %s::text[]) AS d(file_id, symbol)
+                  ON c.file_id = d.file_id AND c.symbol = d.symbol
+                ORDER BY c.file_id, c.symbol, c.start_line""",
+            ([d[0] for d in definitions], [d[1] for d in definitions]), reading=True)
+        return {(r["file_id"], r["symbol"]): r for r in rows}
+
     def hit_details(self, ids: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> tuple[dict[int, Row], list[Row]]:
         """The columns of the chunks a search returns (`_HIT_COLUMNS` by id), and the chunks overlapping
         each (file_id, first_line, last_line) span, for context lines: after fusion, so that content

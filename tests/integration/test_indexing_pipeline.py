@@ -284,11 +284,11 @@ def test_searching_with_another_embedder_is_refused(store: Store, settings: Sett
 
 def test_search_results_carry_context_lines_from_the_index(store: Store, settings: Settings,
                                                            embedder: Embedder, tmp_path: Path) -> None:
-    body = "\n".join(f"line_{i} = {i}" for i in range(1, 121)) + "\n"
+    body = "\n".join(f"line_{i} = {i}" for i in range(1, 241)) + "\n"
     repo = make_repo(tmp_path / "repo", {"big.py": body})
     run_job(store, settings, embedder, repo, project="ctx")
-    result = search.search(store, embedder, "line_60", "ctx", limit=50).results
-    middle = [h for h in result if h.start_line > 1 and h.end_line < 120]
+    result = search.search(store, embedder, "line_120", "ctx", limit=50).results
+    middle = [h for h in result if h.start_line > 1 and h.end_line < 240]
     assert middle
     hit = middle[0]
     assert hit.context_before.split("\n")[-1] == f"line_{hit.start_line - 1} = {hit.start_line - 1}"

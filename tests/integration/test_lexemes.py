@@ -28,7 +28,7 @@ def samples() -> list[tuple[str, str | None, str]]:
     out = []
     for path in ("domain/store/batches.py", "domain/indexing.py", "README.md"):
         text = (ROOT / path).read_text()
-        out += [(path, c.symbol, c.content) for c in chunks_of(Settings(), path, text)]
+        out += [(path, c.symbol, c.content) for c in chunks_of(Settings(CODESEARCH_CHUNK_MAX_TOKENS=256), path, text)]
     return out
 
 
@@ -94,7 +94,7 @@ def test_non_ascii_and_quote_like_code_is_indexed_and_found_by_its_names(fresh_d
 def test_written_lexemes_are_what_the_binary_form_says_for_every_chunk(fresh_db: str, tmp_path: Path) -> None:
     """The rows COPY received in binary (lexemes unsorted, positions weighted) hold the tsvector the
     independent decoder reads from `lexical.document`, for every chunk of a few real files."""
-    settings = Settings(CODESEARCH_EMBEDDER="hashing")  # type: ignore[call-arg]
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_CHUNK_MAX_TOKENS=256)  # type: ignore[call-arg]
     files = {path: (ROOT / path).read_text() for path in ("domain/store/batches.py", "domain/lexical.py", "README.md")}
     files["ünïcode.py"] = "def grüße_an(name):\n    return f\"Grüße, {name}! It's \\\\ done\"\n"
     repo = make_repo(tmp_path / "repo", files)

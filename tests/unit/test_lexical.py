@@ -31,8 +31,8 @@ def test_a_document_counts_its_lexemes_and_encodes_non_ascii_terms_as_utf8() -> 
 
 def test_the_text_form_of_a_document_says_what_its_binary_form_says() -> None:
     root = Path(__file__).resolve().parents[2]
-    samples = [(path, c.symbol, c.content) for path in ("domain/store/batches.py", "domain/lexical.py", "README.md")
-               for c in chunks_of(Settings(), path, (root / path).read_text())]
+    samples = [(path, c.symbol, c.content) for path in ("domain/store/batches.py", "domain/lexical.py", "domain/search.py", "README.md")
+               for c in chunks_of(Settings(CODESEARCH_CHUNK_MAX_TOKENS=256), path, (root / path).read_text())]
     samples.append(("größe.py", "größe", "größe = größe + 'x' * 300 + " + "retry " * 300))
     assert len(samples) > 50
     for path, symbol, content in samples:
