@@ -179,8 +179,10 @@ def indexed_files(corpus: Path) -> list[str]:
 
 # -- indexing and searching ----------------------------------------------------------------------
 
-def index(store: Any, corpus: Path, embedder_name: str, project: str) -> tuple[Any, dict[str, Any]]:
-    """Index the corpus in-process as the actors would; returns the embedder and what the job did."""
+def index(store: Any, corpus: Path, embedder_name: str, project: str,
+          force: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Index the corpus in-process as the actors would (`force`: force_reindex); returns the embedder
+    and what the job did."""
     from domain import indexing, jobs
     from domain.embedders import make_embedder
     from domain.settings import Settings
@@ -188,7 +190,7 @@ def index(store: Any, corpus: Path, embedder_name: str, project: str) -> tuple[A
     settings = Settings(CODESEARCH_EMBEDDER=embedder_name)
     embedder = make_embedder(settings)
     started = time.perf_counter()
-    status, _ = jobs.create_job(store, str(corpus), project, False, "benchmark")
+    status, _ = jobs.create_job(store, str(corpus), project, force, "benchmark")
     batches = indexing.plan_job(store, settings, embedder, status.job_id) or []
     for n in batches:
         indexing.index_batch(store, settings, embedder, status.job_id, n)
@@ -217,17 +219,28 @@ def ranks(store: Any, embedder: Any, project: str, targets: list[Target], mode: 
     return {"chunk": chunk, "file": file, "median_ms": round(statistics.median(latency), 1)}
 
 
+Doc = tuple[str, int, int, str]  # path, first line, last line, text
+
+
 def bm25_ranks(corpus: Path, targets: list[Target]) -> dict[str, dict[str, Any]]:
     """Keyword baselines (rank-bm25's Okapi defaults, terms of `domain.lexical`): over whole files, and
     over the chunks codesearch cuts with its default sizes (estimated tokens), path and symbol included."""
+    files, chunks = bm25_documents(corpus)
+    over_files = _bm25(files, targets)
+    del over_files["chunk"]  # a whole file is not a chunk
+    return {"bm25_files": over_files, "bm25_chunks": _bm25(chunks, targets)}
+
+
+def bm25_documents(corpus: Path) -> tuple[list[Doc], list[Doc]]:
+    """The BM25 baselines' documents: the files codesearch indexes, and the chunks it cuts of them."""
     from domain.chunking import Limits, chunk_file
     from domain.discovery import language_for
     from domain.settings import Settings
 
     settings = Settings()
     limits = Limits(max_tokens=settings.chunk_max_tokens, max_lines=settings.chunk_max_lines)
-    files: list[tuple[str, int, int, str]] = []
-    chunks: list[tuple[str, int, int, str]] = []
+    files: list[Doc] = []
+    chunks: list[Doc] = []
     for path in indexed_files(corpus):
         text = (corpus / path).read_text(encoding="utf-8")
         files.append((path, 1, text.count("\n") + 1, f"{path}\n{text}"))
@@ -235,27 +248,31 @@ def bm25_ranks(corpus: Path, targets: list[Target]) -> dict[str, dict[str, Any]]
                             window_lines=settings.chunk_max_lines, window_chars=settings.chunk_max_chars,
                             overlap=settings.chunk_overlap_lines):
             chunks.append((path, c.start_line, c.end_line, f"{path}\n{c.symbol or ''}\n{c.content}"))
-    over_files = _bm25(files, targets)
-    del over_files["chunk"]  # a whole file is not a chunk
-    return {"bm25_files": over_files, "bm25_chunks": _bm25(chunks, targets)}
+    return files, chunks
 
 
-def _bm25(docs: list[tuple[str, int, int, str]], targets: list[Target]) -> dict[str, Any]:
-    """Chunk and file ranks of each target among `docs` (path, first line, last line, text)."""
+def bm25_top(docs: list[Doc], queries: list[str]) -> tuple[list[list[Doc]], float]:
+    """Each query's top `LIMIT` of `docs` by BM25 (ties in document order), and the median ms a query."""
     import numpy as np
     from rank_bm25 import BM25Okapi
 
     from domain.lexical import terms
 
     bm25 = BM25Okapi([terms(d[3]) for d in docs])
-    chunk, file, latency = [], [], []
-    for t in targets:
+    tops, latency = [], []
+    for query in queries:
         started = time.perf_counter()
-        top = [docs[i] for i in np.argsort(-bm25.get_scores(terms(t.query)), kind="stable")[:LIMIT]]
+        tops.append([docs[i] for i in np.argsort(-bm25.get_scores(terms(query)), kind="stable")[:LIMIT]])
         latency.append((time.perf_counter() - started) * 1000)
-        chunk.append(_first(p == t.path and lo <= t.def_line <= hi for p, lo, hi, _ in top))
-        file.append(_first(p == t.path for p, *_ in top))
-    return {"chunk": chunk, "file": file, "median_ms": round(statistics.median(latency), 1)}
+    return tops, round(statistics.median(latency), 1) if latency else 0.0
+
+
+def _bm25(docs: list[Doc], targets: list[Target]) -> dict[str, Any]:
+    """Chunk and file ranks of each target among `docs`."""
+    tops, median_ms = bm25_top(docs, [t.query for t in targets])
+    chunk = [_first(p == t.path and lo <= t.def_line <= hi for p, lo, hi, _ in top) for t, top in zip(targets, tops)]
+    file = [_first(p == t.path for p, *_ in top) for t, top in zip(targets, tops)]
+    return {"chunk": chunk, "file": file, "median_ms": median_ms}
 
 
 def _first(matches: Any) -> int | None:

@@ -107,6 +107,12 @@ class SearchQueries(Connections):
             cur.execute("ANALYZE chunks")
         self._term_stats = None
 
+    def flush_lexeme_index(self) -> int:
+        """Move the GIN lexeme index's pending list (recent inserts, kept aside for fast writes) into
+        the index; returns the pending pages merged."""
+        row = self._one("SELECT gin_clean_pending_list('chunks_lexemes_idx'::regclass) AS pages")
+        return int(row["pages"]) if row else 0
+
     def count_chunks(self, model: str) -> int:
         row = self._one("SELECT count(*) AS n FROM chunks WHERE embedding_model = %s", (model,))
         return int(row["n"]) if row else 0

@@ -284,3 +284,13 @@ def test_term_counts_count_chunks_holding_each_lexeme(prose: Store) -> None:
     counts = prose.term_counts(["cached", "value", "nosuchlexeme"], cap=1000)
     assert counts["cached"] == 1 and counts["nosuchlexeme"] == 0 and counts["value"] >= 3
     assert prose.term_counts(["value"], cap=2) == {"value": 2}
+
+
+def test_a_job_leaves_its_lexemes_in_the_gin_pending_list(prose: Store) -> None:
+    assert prose.flush_lexeme_index() > 0 and prose.flush_lexeme_index() == 0
+
+
+def test_refreshing_statistics_after_a_job_empties_the_lexeme_index_pending_list(prose: Store) -> None:
+    """Searches right after a job would otherwise read the GIN index's pending entries one by one."""
+    indexing.refresh_statistics(prose, chunks_created=1)  # too few chunks to analyse, enough to flush
+    assert prose.flush_lexeme_index() == 0
