@@ -57,7 +57,7 @@ IDENTIFIER_CACHE = 16_384
 #: Lexical search ranks about this many candidate chunks at most (the store caps it at twice this).
 #: Ranking costs ~10 us a chunk (its tsvector is read and ts_rank computed): 2,000 keep lexical
 #: search near 25 ms on 2 cores at any index size (docs/benchmarks.md, B4).
-CANDIDATE_BUDGET = 1000
+CANDIDATE_BUDGET = 500
 
 
 # The same parts matched on an ASCII piece itself (no underscores: pieces are split on them), where
@@ -315,7 +315,9 @@ def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks:
     terms select only chunks holding all of them. When every term is common, only chunks holding all
     of them are candidates. Like IDF, this keeps words such as "get" or "file" from flooding the
     ranking; with few chunks (under `budget`) every term selects, as a plain OR would. `spelled`
-    gives a term's tsquery text where it is not the quoted term itself (a word and its forms).
+    gives a term's tsquery text where it is not the quoted term itself (a word and its forms); common
+    terms select together by the word itself: its forms' long posting lists made "open a file and
+    read lines" cost 41 ms at 321k chunks.
     """
     def quote(term: str) -> str:
         return spelled[term] if spelled and term in spelled else quoted(term)
@@ -324,7 +326,7 @@ def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks:
     ordered = sorted(found, key=lambda t: (rows[t], t))
     rank = " | ".join(map(quote, found))
     if len(ordered) > 1 and rows[ordered[0]] > budget:
-        return LexicalQuery(" & ".join(map(quote, found)), rank)
+        return LexicalQuery(" & ".join(map(quoted, found)), rank)
     rare: list[str] = []
     spent = 0.0
     for term in ordered:
@@ -335,7 +337,7 @@ def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks:
     common = [t for t in found if t not in rare]
     selectors = [quote(t) for t in rare]
     if len(common) > 1:
-        selectors.append("(" + " & ".join(map(quote, common)) + ")")
+        selectors.append("(" + " & ".join(map(quoted, common)) + ")")
     return LexicalQuery(" | ".join(selectors), rank)
 
 

@@ -42,6 +42,7 @@ class Connections:
         self._lock = threading.Lock()
         self._term_stats: tuple[float, dict[str, float], float, float] | None = None
         self._average_lexemes: dict[tuple[str, ...], tuple[float, float]] = {}
+        self._term_counts: dict[str, tuple[float, int]] = {}
 
     def _checkout(self) -> tuple[psycopg2.pool.ThreadedConnectionPool, Any]:
         """A pooled connection (and its pool, to give to `_checkin`), waiting up to CHECKOUT_WAIT_S

@@ -283,6 +283,8 @@ def test_a_natural_language_word_matches_its_other_forms(prose: Store, embedder:
 def test_term_counts_count_chunks_holding_each_lexeme(prose: Store) -> None:
     counts = prose.term_counts(["cached", "value", "nosuchlexeme"], cap=1000)
     assert counts["cached"] == 1 and counts["nosuchlexeme"] == 0 and counts["value"] >= 3
+    assert prose.term_counts(["value"], cap=2) == {"value": counts["value"]}  # reused, not counted again
+    prose.analyze_chunks()  # new statistics: counted again
     assert prose.term_counts(["value"], cap=2) == {"value": 2}
 
 
