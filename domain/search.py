@@ -111,9 +111,11 @@ def _lexical(store: Store, repos: list[str], text: str, wanted: int,
     if not words or not repos:
         return [], []
     lexemes = list(dict.fromkeys(t for _, forms in words for t in forms))
-    shares, least, chunks = store.term_shares(lexemes)
+    shares, least, _ = store.term_shares(lexemes)
+    # Per project: a common lexeme's share of the whole table stands for its share of the project's chunks.
+    chunks = store.scope_chunks(repos)
     df: dict[str, float] = {t: share * chunks for t, share in shares.items()}
-    df.update(store.term_counts([t for t in lexemes if t not in df], cap=DF_COUNT_CAP))
+    df.update(store.term_counts([t for t in lexemes if t not in df], cap=DF_COUNT_CAP, repositories=repos))
     terms = lexical.weighted(words, df, chunks)
     total = max([chunks, 1.0, *df.values()])
     plan = lexical.plan([t.key for t in terms], {t.key: _share(t, df, total) for t in terms}, least, total,

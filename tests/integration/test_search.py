@@ -281,11 +281,12 @@ def test_a_natural_language_word_matches_its_other_forms(prose: Store, embedder:
 
 
 def test_term_counts_count_chunks_holding_each_lexeme(prose: Store) -> None:
-    counts = prose.term_counts(["cached", "value", "nosuchlexeme"], cap=1000)
+    repos = [r["id"] for r in prose.search_scope("p1", None)]
+    counts = prose.term_counts(["cached", "value", "nosuchlexeme"], cap=1000, repositories=repos)
     assert counts["cached"] == 1 and counts["nosuchlexeme"] == 0 and counts["value"] >= 3
-    assert prose.term_counts(["value"], cap=2) == {"value": counts["value"]}  # reused, not counted again
+    assert prose.term_counts(["value"], cap=2, repositories=repos) == {"value": counts["value"]}  # reused, not counted again
     prose.analyze_chunks()  # new statistics: counted again
-    assert prose.term_counts(["value"], cap=2) == {"value": 2}
+    assert prose.term_counts(["value"], cap=2, repositories=repos) == {"value": 2}
 
 
 def test_a_job_leaves_its_lexemes_in_the_gin_pending_list(prose: Store) -> None:
@@ -296,3 +297,14 @@ def test_refreshing_statistics_after_a_job_empties_the_lexeme_index_pending_list
     """Searches right after a job would otherwise read the GIN index's pending entries one by one."""
     indexing.refresh_statistics(prose, chunks_created=1)  # too few chunks to analyse, enough to flush
     assert prose.flush_lexeme_index() == 0
+
+
+def test_document_frequencies_are_counted_within_the_searched_project(prose: Store, settings: Settings,
+                                                                      embedder: Embedder, tmp_path: Path) -> None:
+    other = {f"x/cache_{n}.py": f"def cached_{n}():\n    return 'cached value'\n" for n in range(5)}
+    assert run_job(prose, settings, embedder, make_repo(tmp_path / "other", other), project="p2").status == "completed"
+    mine = [r["id"] for r in prose.search_scope("p1", None)]
+    theirs = [r["id"] for r in prose.search_scope("p2", None)]
+    assert prose.term_counts(["cached"], cap=1000, repositories=mine) == {"cached": 1}
+    assert prose.term_counts(["cached"], cap=1000, repositories=theirs)["cached"] >= 1
+    assert prose.scope_chunks(theirs) == prose.count_chunks(embedder.model_id) - prose.scope_chunks(mine)
