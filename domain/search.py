@@ -30,8 +30,9 @@ LEXICAL_WEIGHT = 1.0
 #: Each ranking contributes this many candidates per requested result.
 CANDIDATES_PER_RESULT = 5
 #: A chunk whose symbol is a name in the query counts as if it were first in more rankings of this
-#: total weight: as much as both rankings together, so the definition of a named identifier comes first.
-EXACT_BONUS_RANKINGS = SEMANTIC_WEIGHT + LEXICAL_WEIGHT
+#: total weight: more than both rankings together, so the definition of a named identifier comes first
+#: (3, as when the semantic ranking weighed 2: what the equal weights were measured with).
+EXACT_BONUS_RANKINGS = 3.0
 #: Definitions are looked up for at most this many names of one query.
 MAX_NAMES = 8
 #: Threads for the semantic side of searches (`search`); a search holds one at most.
