@@ -163,7 +163,7 @@ def reference_chunk_set(repo: Path) -> list[ChunkKey]:
     content, so tests sharing a corpus pay for one clean run."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(os.environ.get("CODESEARCH_CHUNK_MAX_TOKENS", "").encode())
     for path in sorted(p for p in repo.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(repo)}\0".encode() + path.read_bytes() + b"\0")
     key = digest.hexdigest()

@@ -25,6 +25,13 @@ def ollama() -> Iterator[FakeOllama]:
     fake.stop()
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The faults are timed by embedding requests: keep them many, as with 256-token chunks (workers
+    and the in-process reference runs both read this)."""
+    monkeypatch.setenv("CODESEARCH_CHUNK_MAX_TOKENS", "256")
+
+
 @pytest.fixture
 def worker(fresh_db: str, ollama: FakeOllama) -> Iterator[WorkerGroup]:
     group = WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_LEASE_SECONDS="8", CODESEARCH_BATCH_MAX_FILES="8",
