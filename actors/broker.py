@@ -15,6 +15,7 @@ from actors.collector import FrozenBoot
 from actors.memory import MemoryRelease
 from actors.rescue import Rescuer
 from actors.shutdown import SingleTermination
+from actors.watching import WatchKeeper
 from domain.database import database_url
 from domain.settings import get_settings
 from monitoring.worker import WorkerMetrics
@@ -81,6 +82,7 @@ def make_broker(url: str) -> PostgresBroker:
     broker = Broker(url=url, results=False, middleware=middleware)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(Rescuer(url))
+    broker.add_middleware(WatchKeeper(url))
     broker.add_middleware(SingleTermination())
     broker.add_middleware(MemoryRelease())
     broker.add_middleware(FrozenBoot())

@@ -11,7 +11,7 @@ import functools
 import os
 import stat
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +118,46 @@ class Changes:
     missing: list[str]  # stored paths discovery no longer finds
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Part of a tree: root-relative files or directories (a directory stands for everything below it).
+
+    A watcher's job covers only what changed; discovery walks down to each of these paths, reading
+    every ignore file on the way, so the same rules decide as for the whole tree."""
+
+    paths: frozenset[str]
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> Scope:
+        """Raises: InvalidInput for a path that is absolute, empty or leaves the root ("..")."""
+        clean: set[str] = set()
+        for raw in paths:
+            parts = raw.strip("/").split("/")
+            if raw.startswith("/") or not raw.strip("/") or any(p in ("", ".", "..") for p in parts):
+                raise InvalidInput(f"not a path relative to the repository root: {raw!r}")
+            clean.add("/".join(parts))
+        return cls(frozenset(clean))
+
+    @functools.cached_property
+    def ancestors(self) -> frozenset[str]:
+        """The directories above the paths ("a/" and "a/b/" for "a/b/c")."""
+        out: set[str] = set()
+        for path in self.paths:
+            parts = path.split("/")
+            out.update("/".join(parts[:n]) + "/" for n in range(1, len(parts)))
+        return frozenset(out)
+
+    def covers(self, path: str) -> bool:
+        """Whether a root-relative file is one of the paths or below one of them."""
+        if path in self.paths:
+            return True
+        parts = path.split("/")
+        return any("/".join(parts[:n]) in self.paths for n in range(1, len(parts)))
+
+
 def discover(root: Path, *, max_file_bytes: int, rules: Rules | None = None,
-             secrets: SecretPolicy | None = None, known: Mapping[str, tuple[int, int]] | None = None) -> Discovery:
+             secrets: SecretPolicy | None = None, known: Mapping[str, tuple[int, int]] | None = None,
+             scope: Scope | None = None) -> Discovery:
     """Walk `root` and return its indexable files.
 
     Honours the root and nested `.gitignore` and `.codesearchignore` files and `.git/info/exclude`
@@ -132,6 +170,7 @@ def discover(root: Path, *, max_file_bytes: int, rules: Rules | None = None,
     without reading its head again: it passed the binary and generated sniff when it was indexed, and
     the sniff was two thirds of discovery's time (0.33 of 0.49 s for 10k files). So a lowered
     CODESEARCH_MAX_LINE_CHARS reaches unchanged files only with force_reindex, which passes no stamps.
+    With a `scope`, only the files it covers are visited (and counted as skipped).
 
     Raises:
         InvalidInput: `root` is not a directory.
@@ -153,8 +192,10 @@ def discover(root: Path, *, max_file_bytes: int, rules: Rules | None = None,
             continue
         layers = layers + _gitignore_layer(entries, rel_dir, ".gitignore") + _gitignore_layer(
             entries, rel_dir, ".codesearchignore")
+        whole = scope is None or (bool(rel_dir) and scope.covers(rel_dir.rstrip("/")))
         for entry in entries:
-            _visit(entry, rel_dir, layers, real_root, rules, known or {}, files, skipped, stack)
+            if whole or _in_scope(entry, rel_dir, scope):
+                _visit(entry, rel_dir, layers, real_root, rules, known or {}, files, skipped, stack)
     files, skipped[SECRET] = (secrets or SecretPolicy()).split(files, [f.path for f in files])
     files.sort(key=lambda f: f.path)
     return Discovery(files=files, skipped={r: skipped[r] for r in SKIP_REASONS if skipped[r]})
@@ -185,6 +226,12 @@ def _visit(entry: os.DirEntry[str], rel_dir: str, layers: list[_Layer], real_roo
             skipped[found] += 1
         else:
             files.append(found)
+
+
+def _in_scope(entry: os.DirEntry[str], rel_dir: str, scope: Scope | None) -> bool:
+    """Whether an entry of a directory the scope only passes through is one of its paths or above one."""
+    rel = rel_dir + entry.name
+    return scope is None or rel in scope.paths or (rel + "/" in scope.ancestors and entry.is_dir(follow_symlinks=False))
 
 
 def _utf8(name: str) -> bool:
@@ -232,6 +279,12 @@ def _is_ignored(rel: str, layers: list[_Layer]) -> bool:
             if include is not None:
                 return include
     return False
+
+
+def is_builtin_ignored(rel: str) -> bool:
+    """Whether a root-relative path lies in a directory discovery always skips (.git, node_modules, ...)."""
+    dirs = rel.split("/")[:-1]
+    return any(d in _IGNORED_DIRS or d.endswith(".egg-info") for d in dirs)
 
 
 def _is_ignored_dir(entry: os.DirEntry[str]) -> bool:

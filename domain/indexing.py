@@ -18,7 +18,7 @@ import numpy as np
 from domain import budget, lexical
 from domain.chunker import Chunk
 from domain.chunking import Limits, chunk_file, estimate_line_tokens, is_comment
-from domain.discovery import DiscoveredFile, discover, language_for, read_text
+from domain.discovery import DiscoveredFile, Scope, discover, language_for, read_text
 from domain.embedders import Embedder, line_token_counter
 from domain.errors import EmbedderMismatch
 from domain.pgbinary import halfvecs
@@ -113,6 +113,7 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
 
     A file with the size and mtime the index stored for it is counted as unchanged on the job and put
     in no batch (with force_reindex every file is batched), so an unchanged re-index sends no batch.
+    A job with `paths` (a watcher's) looks only at those files and directories.
 
     Returns the numbers of the batches still to run, or None when the job is not ours to plan
     (cancelled, or finished). A redelivered planning message re-plans idempotently.
@@ -130,9 +131,12 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
     force = bool(job["force_reindex"])
     _check_embedder(store, repo, embedder, force)
     stamps = store.file_stamps(repo["id"])
+    scope = None if job.get("paths") is None else Scope.of(job["paths"])
+    if scope is not None:  # a watcher's job: the other files are neither looked at nor deleted
+        stamps = {path: stamp for path, stamp in stamps.items() if scope.covers(path)}
     found = discover(root, max_file_bytes=settings.max_file_bytes, rules=settings.discovery_rules,
                      secrets=SecretPolicy.configured(settings.secret_files, settings.secret_files_allow),
-                     known=None if force else stamps)
+                     known=None if force else stamps, scope=scope)
     changes = found.changes(stamps)
     removed = store.delete_files(repo["id"], changes.missing)
     todo, unchanged = (found.files, 0) if force else (changes.changed, changes.unchanged)

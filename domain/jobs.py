@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import get_args
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.models import FINAL_STATES, JobState, JobStatus, parse_job_id, parse_project_id
+from domain.models import FINAL_STATES, JobState, JobStatus, WatchInfo, parse_job_id, parse_project_id
 from domain.paths import validate_repo_path
 from domain.store import Row, Store
 
@@ -41,7 +41,11 @@ def get_job(store: Store, job_id: str, project_id: str | None = None) -> JobStat
     if row is None or (project_id is not None and row["project_id"] != project_id):
         where = f" in project {project_id!r}" if project_id is not None else ""
         raise NotFound(f"no indexing job {job_id}{where}")
-    return to_status(row)
+    status = to_status(row)
+    watch = store.get_watch(status.project_id, status.repo_path)
+    if watch is not None:
+        status.watch = WatchInfo.model_validate(watch)
+    return status
 
 
 def cancel_job(store: Store, job_id: str, project_id: str | None = None) -> JobStatus:

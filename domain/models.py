@@ -7,13 +7,31 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from domain.errors import InvalidInput
 
 JobState = Literal["pending", "running", "completed", "failed", "cancelled"]
 FINAL_STATES: tuple[JobState, ...] = ("completed", "failed", "cancelled")
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class WatchInfo(BaseModel):
+    """A repository kept fresh by watch mode (`codesearch watch`, `watch: true`)."""
+
+    project_id: str
+    repo_path: str
+    repo_name: str
+    status: Literal["watching", "stopped"]
+    owner: str | None = Field(description=(
+        "The worker process (host:pid) watching it; null while it waits for a worker to take it."))
+    requested_at: datetime
+    last_change_at: datetime | None = Field(description="When the watcher last saw a relevant file change.")
+    last_job_id: str | None = Field(description="The last job the watcher sent.")
+    up_to_date_at: datetime | None = Field(description=(
+        "When the index last caught up with every change the watcher had seen (the completion of its job)."))
+    stopped_at: datetime | None
+    stopped_reason: str | None = Field(description="Why it stopped: unwatched, or the directory vanished.")
 
 
 class JobStatus(BaseModel):
@@ -39,6 +57,12 @@ class JobStatus(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     cancelled_at: datetime | None
+    scoped_paths: int | None = Field(default=None, description=(
+        "How many files or directories the job was limited to (a watcher's changes); null: the whole repository."))
+    requested_by: str | None = Field(default=None, validation_alias=AliasChoices("connection_id", "requested_by"),
+                                     description="Who asked for the job: mcp, cli or watch.")
+    watch: WatchInfo | None = Field(default=None, description=(
+        "The repository's watch, when it is or was watched: up_to_date_at says when it was last brought up to date."))
 
 
 class StartedJob(BaseModel):
@@ -48,10 +72,12 @@ class StartedJob(BaseModel):
     status: JobState
     project_id: str
     message: str
+    watch: WatchInfo | None = Field(default=None, description="The repository's watch, when watch was given.")
 
 
 class JobList(BaseModel):
     jobs: list[JobStatus]
+    watches: list[WatchInfo] = Field(default_factory=list, description="Watched (and stopped) repositories.")
 
 
 class SearchHit(BaseModel):
@@ -71,6 +97,8 @@ class SearchHit(BaseModel):
     content: str
     context_before: str = Field(description="Up to a few lines before start_line, from the index.")
     context_after: str = Field(description="Up to a few lines after end_line, from the index.")
+    indexed_at: datetime | None = Field(default=None, description=(
+        "When this file's content was last written to the index: how fresh the result is."))
 
 
 class SearchResponse(BaseModel):

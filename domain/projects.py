@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from domain.discovery import discover
 from domain.errors import InvalidInput
-from domain.models import parse_project_id
+from domain.models import WatchInfo, parse_project_id
 from domain.secrets import SecretPolicy
 from domain.store import Store
 
@@ -101,6 +101,8 @@ class RepositoryInfo(BaseModel):
     git_commit: str | None = Field(description="HEAD commit when the repository is a git checkout.")
     changed_files: int | None = Field(
         description="Files added, modified or deleted on disk since they were indexed; null if unreadable.")
+    watch: WatchInfo | None = Field(default=None, description=(
+        "Its watch, when it is or was watched (status watching or stopped, up_to_date_at)."))
 
 
 class RepositoryList(BaseModel):
@@ -115,9 +117,10 @@ def list_projects(store: Store) -> ProjectList:
 def list_repositories(store: Store, project_id: str, secrets: SecretPolicy, max_file_bytes: int) -> RepositoryList:
     """The project's repositories with counts, git commit and how many files changed since indexing."""
     repos = []
-    for row in store.repository_summaries(parse_project_id(project_id)):
+    watched = {w["repo_path"]: WatchInfo.model_validate(w) for w in store.watches(parse_project_id(project_id))}
+    for row in store.repository_summaries(project_id):
         root = Path(row["path"])
-        repos.append(RepositoryInfo(**row, git_commit=git_commit(root),
+        repos.append(RepositoryInfo(**row, git_commit=git_commit(root), watch=watched.get(row["path"]),
                                     changed_files=_changed_files(store, str(row["id"]), root, secrets, max_file_bytes)))
     return RepositoryList(project_id=project_id, repositories=repos)
 

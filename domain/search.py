@@ -296,7 +296,7 @@ def _with_context(store: Store, rows: list[Row]) -> list[SearchHit]:
             language=d["language"], symbol=d["symbol"], kind=d["kind"], start_line=d["start_line"],
             end_line=d["end_line"], score=round(float(r["score"]), 6), content=d["content"],
             semantic_score=_rounded(r.get("semantic")), lexical_score=_rounded(r.get("lexical")),
-            context_before="\n".join(before), context_after="\n".join(after),
+            context_before="\n".join(before), context_after="\n".join(after), indexed_at=d["indexed_at"],
         ))
     return hits
 

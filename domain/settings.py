@@ -144,6 +144,16 @@ class Settings(BaseSettings):
     # so this must stay well above 5 s; after a kill -9 the batch waits up to this long (+5 s) before
     # it is re-sent.
     batch_lease_seconds: float = Field(default=15, ge=6, validation_alias=_env("CODESEARCH_BATCH_LEASE_SECONDS"))
+    # Watch mode (domain/watching.py). A watcher waits until the files have been quiet this long before
+    # it sends their changes as one job: an editor's save (write, rename, chmod) is one change, and a
+    # `git checkout` that writes files back to back is one job however many files it touches.
+    watch_debounce_ms: int = Field(default=300, ge=10, le=60_000, validation_alias=_env("CODESEARCH_WATCH_DEBOUNCE_MS"))
+    # A watch is owned by one worker process for this long without renewal; the owner renews it every
+    # third of it. After a kill -9 another worker process takes the watch over within about this long
+    # (+ a third), and first re-indexes what changed meanwhile, so nothing is lost, only later.
+    watch_lease_seconds: float = Field(default=15, ge=1.5, validation_alias=_env("CODESEARCH_WATCH_LEASE_SECONDS"))
+    # Repositories one worker process watches at most (one inotify watcher thread each).
+    watch_max_per_process: int = Field(default=64, ge=1, validation_alias=_env("CODESEARCH_WATCH_MAX_PER_PROCESS"))
     # Claims of one batch (Dramatiq retries and reaper rescues together) before it fails its job.
     batch_max_attempts: int = Field(default=6, ge=1, validation_alias=_env("CODESEARCH_BATCH_MAX_ATTEMPTS"))
 

@@ -199,6 +199,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"MCP endpoint: http://{host}:{port}/mcp  (Ctrl-C stops everything; logs in {logs})", flush=True)
         for path in args.index or []:  # a failed job is shown; the server keeps serving what is indexed
             _index_and_wait(path, args.project, False, settings)
+            if args.watch:
+                from mcp_entry import console
+
+                console.print_watch(console.watch(os.path.abspath(path), args.project or settings.default_project,
+                                                  True))
         print(f"Serving MCP at http://{host}:{port}/mcp - try: codesearch search \"where are jobs aggregated\"",
               flush=True)
         while all(c.poll() is None for c in children):
@@ -256,6 +261,21 @@ def _index_and_wait(path: str, project: str | None, force: bool, settings: Setti
     if as_json:
         print(final.model_dump_json())
     return {"completed": 0, "cancelled": EXIT_CANCELLED}.get(final.status, EXIT_FAILED)
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """Start (watch) or stop (unwatch) watching each path; the first bad path stops the command."""
+    from mcp_entry import console
+
+    on = args.command == "watch"
+    infos = [console.watch(os.path.abspath(p), args.project or settings.default_project, on) for p in args.paths]
+    if args.json:
+        print(json.dumps({"watches": [i.model_dump(mode="json") for i in infos]}))
+        return 0
+    workers = console.workers_alive() if on else None
+    for info in infos:
+        console.print_watch(info, workers)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -329,7 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--index", action="append", metavar="PATH")
     u.add_argument("--project", default=None)
     u.add_argument("--port", type=_port, default=None)
+    u.add_argument("--watch", action="store_true", help="keep the --index repositories fresh as their files change")
     u.set_defaults(handler=cmd_up)
+    for name, text in (("watch", "keep repositories' indexes fresh as their files change (run by the workers)"),
+                       ("unwatch", "stop watching repositories (their indexes stay)")):
+        wa = sub.add_parser(name, help=text)
+        wa.add_argument("paths", nargs="+", metavar="PATH")
+        wa.add_argument("--project", default=None)
+        wa.add_argument("--json", action="store_true")
+        wa.set_defaults(handler=cmd_watch)
     i = sub.add_parser("index", help="index a repository")
     i.add_argument("path")
     i.add_argument("--project", default=None)

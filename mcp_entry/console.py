@@ -10,10 +10,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from domain import jobs
+from domain import jobs, watching
 from domain import search as search_domain
 from domain.embedders import get_embedder
-from domain.models import IndexEstimate, JobList, JobStatus, SearchResponse
+from domain.models import IndexEstimate, JobList, JobStatus, SearchResponse, WatchInfo
 from domain.settings import Settings
 from domain.store import Store, get_store
 
@@ -82,7 +82,40 @@ def cancel(job_id: str) -> JobStatus:
 
 
 def listing(project: str | None, status: str | None, limit: int) -> JobList:
-    return JobList(jobs=jobs.list_jobs(_store(), project, status, limit))
+    store = _store()
+    return JobList(jobs=jobs.list_jobs(store, project, status, limit), watches=watching.watches(store, project))
+
+
+def watch(path: str, project: str, on: bool) -> WatchInfo:
+    """Start (or stop) watching a repository.
+
+    Raises:
+        InvalidInput: a bad path or project. NotFound: stopping a watch that does not exist.
+    """
+    from domain.settings import get_settings
+
+    store = _store()
+    if on:
+        return watching.watch(store, path, project, get_settings().allowed_root_paths)
+    return watching.unwatch(store, path, project)
+
+
+def workers_alive() -> int:
+    from actors.rescue import HEARTBEAT_MAX_AGE_S
+
+    return len(_store().live_workers(HEARTBEAT_MAX_AGE_S))
+
+
+def print_watch(info: WatchInfo, workers: int | None = None) -> None:
+    out = Console(file=sys.stdout, highlight=False)
+    if info.status == "stopped":
+        out.print(f"not watching {escape(info.repo_path)} (project {info.project_id}): {info.stopped_reason}")
+        return
+    owner = f"watched by {info.owner}" if info.owner else "waiting for a worker to watch it"
+    out.print(f"watching {escape(info.repo_path)} (project {info.project_id}): {owner}")
+    if workers == 0:
+        err.print("[yellow]No worker is running: start one with `codesearch worker` (or `codesearch up`); "
+                  "it takes the watch and indexes what changed first.[/]")
 
 
 def search(settings: Settings, query: str, project: str, limit: int, file_type: str | None,
@@ -106,9 +139,18 @@ def print_status(status: JobStatus) -> None:
 def print_jobs(listing: JobList) -> None:
     table = Table("job", "status", "progress", "files", "chunks", "repository", "created")
     for j in listing.jobs:
+        repo = j.repo_path + (f" ({j.scoped_paths} changed paths)" if j.scoped_paths is not None else "")
         table.add_row(j.job_id, j.status, f"{j.progress_percentage:.0f}%", str(j.files_indexed), str(j.chunks_created),
-                      j.repo_path, j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
-    Console(file=sys.stdout).print(table)
+                      repo, j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    out = Console(file=sys.stdout)
+    out.print(table)
+    if listing.watches:
+        watches = Table("watched repository", "project", "status", "owner", "up to date at", title="watches")
+        for w in listing.watches:
+            state = w.status if w.status == "watching" else f"stopped: {w.stopped_reason}"
+            watches.add_row(w.repo_path, w.project_id, state, w.owner or "-",
+                            w.up_to_date_at.strftime("%Y-%m-%d %H:%M:%S") if w.up_to_date_at else "-")
+        out.print(watches)
 
 
 def print_results(response: SearchResponse) -> None:

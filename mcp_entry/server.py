@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import health as health_domain
-from domain import jobs, projects
+from domain import jobs, projects, watching
 from domain import search as search_domain
 from domain.embedders import get_embedder
 from domain.errors import CodesearchError
@@ -46,6 +46,9 @@ ProjectId = Annotated[str | None, Field(description=(
     "tools that read jobs look in every project."))]
 JobId = Annotated[str, Field(description="A job id returned by start_indexing_background.")]
 RepoPath = Annotated[str, Field(description="Absolute path of the repository directory to index.")]
+Watch = Annotated[bool | None, Field(description=(
+    "true: keep the repository's index fresh as its files change (one watcher in the deployment, run by a "
+    "worker); false: stop watching it; omitted: leave its watch as it is."))]
 POLL_INTERVAL_S = 0.5
 
 INSTRUCTIONS = """Search code in indexed repositories. Index a repository once with
@@ -224,11 +227,15 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
         body, content_type = await anyio.to_thread.run_sync(metrics.render)
         return Response(body, media_type=content_type)
 
-    def start(repo_path: str, project_id: str | None, force_reindex: bool, connection: str) -> tuple[JobStatus, bool]:
+    def start(repo_path: str, project_id: str | None, force_reindex: bool, connection: str,
+              watch: bool | None = None) -> tuple[JobStatus, bool]:
         status, created = jobs.create_job(store, repo_path, project(project_id), force_reindex, connection,
                                           settings.allowed_root_paths)
         if created:
             actors.enqueue_job(store, status.job_id)
+        if watch is not None:
+            status.watch = watching.set_watch(store, status.repo_path, status.project_id, watch,
+                                              settings.allowed_root_paths)
         return status, created
 
     def warm_up() -> None:
@@ -254,9 +261,10 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     @server.tool()
     @tool_edge
     def start_indexing_background(repo_path: RepoPath, project_id: ProjectId = None,
-                                  force_reindex: bool = False) -> StartedJob:
-        """Start indexing a repository in the background; returns at once with the job id to poll."""
-        return _started(*start(repo_path, project_id, force_reindex, "mcp"), force_reindex)
+                                  force_reindex: bool = False, watch: Watch = None) -> StartedJob:
+        """Start indexing a repository in the background; returns at once with the job id to poll.
+        With watch, the repository is then kept fresh as its files change (watch: false stops that)."""
+        return _started(*start(repo_path, project_id, force_reindex, "mcp", watch), force_reindex)
 
     @server.tool()
     @tool_edge
@@ -275,7 +283,8 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     def list_indexing_jobs(project_id: ProjectId = None, status: JobState | None = None,
                            limit: Annotated[int, Field(ge=1, le=500)] = 20) -> JobList:
         """Recent indexing jobs, newest first, optionally of one project and one status."""
-        return JobList(jobs=jobs.list_jobs(store, _optional_project(project_id), status, limit))
+        return JobList(jobs=jobs.list_jobs(store, _optional_project(project_id), status, limit),
+                       watches=watching.watches(store, _optional_project(project_id)))
 
     @server.tool()
     @tool_edge
@@ -287,11 +296,14 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     @server.tool()
     async def index_repository(ctx: Context, repo_path: RepoPath, project_id: ProjectId = None,
                                force_reindex: bool = False,
-                               timeout_s: Annotated[float, Field(gt=0, le=3600)] = 600) -> JobStatus:
+                               timeout_s: Annotated[float, Field(gt=0, le=3600)] = 600,
+                               watch: Watch = None) -> JobStatus:
         """Index a repository and wait: sends progress notifications, returns the final status, or the
-        still-running status (with its job_id) when timeout_s passes first."""
+        still-running status (with its job_id) when timeout_s passes first. With watch, the repository is
+        then kept fresh as its files change (watch: false stops that)."""
         async with server.place():  # a place only while it reads, not while it waits
-            status, _ = await anyio.to_thread.run_sync(tool_edge(start), repo_path, project_id, force_reindex, "mcp")
+            status, _ = await anyio.to_thread.run_sync(tool_edge(start), repo_path, project_id, force_reindex, "mcp",
+                                                       watch)
         deadline = time.monotonic() + timeout_s
         while not jobs.is_final(status.status) and time.monotonic() < deadline:
             await ctx.report_progress(status.progress_percentage, 100, status.progress_message)
@@ -351,4 +363,8 @@ def _started(status: JobStatus, created: bool, force: bool = False) -> StartedJo
         message = f"Job {status.job_id} for this repository is already {status.status}; returning it."
         if force and not status.force_reindex:
             message += " force_reindex was not applied: the job was already running; start again when it ends."
-    return StartedJob(job_id=status.job_id, status=status.status, project_id=status.project_id, message=message)
+    if status.watch is not None:
+        message += (" Watching the repository: changes are indexed as they happen." if status.watch.status == "watching"
+                    else " The repository is no longer watched.")
+    return StartedJob(job_id=status.job_id, status=status.status, project_id=status.project_id, message=message,
+                      watch=status.watch)

@@ -31,6 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests index repositories under the temp directory, and the docs examples index this checkout.
     os.environ["CODESEARCH_ALLOWED_ROOTS"] = os.pathsep.join([tempfile.gettempdir(), str(ROOT)])
     os.environ.pop("DATABASE_URL", None)
+    # Watches change hands within seconds (a third of the lease is the supervisor's round).
+    os.environ.setdefault("CODESEARCH_WATCH_LEASE_SECONDS", "3")
     from domain.database import migrate, start_embedded
     from domain.settings import Settings
 
@@ -71,11 +73,21 @@ def _drop(admin: str, name: str) -> None:
 @pytest.fixture
 def fresh_db() -> Iterator[str]:
     """URL of a database of its own, migrated to head (cloned from the template)."""
+    yield from _cloned("t")
+
+
+def _cloned(prefix: str) -> Iterator[str]:
     admin = os.environ["CS_TEST_ADMIN_URL"]
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     _recreate(admin, name, template=TEMPLATE_DB)
     yield database_url_for(admin, name)
     _drop(admin, name)
+
+
+@pytest.fixture(scope="module")
+def module_db() -> Iterator[str]:
+    """Like `fresh_db`, for the tests of one module together (they share its worker processes)."""
+    yield from _cloned("mod")
 
 
 @pytest.fixture

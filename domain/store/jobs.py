@@ -7,7 +7,8 @@ from domain.store.base import Connections, Row
 JOB_COLUMNS = """id::text AS job_id, status, project_id, repo_path, repo_name, force_reindex,
     progress_percentage, progress_message, files_scanned, files_indexed, files_skipped, files_unchanged, chunks_created,
     batches_total, batches_done, error_type, error_message, created_at, started_at, completed_at,
-    cancelled_at, repository_id::text AS repository_id, metadata"""
+    cancelled_at, repository_id::text AS repository_id, metadata, paths, cardinality(paths) AS scoped_paths,
+    connection_id"""
 
 
 class JobQueries(Connections):
@@ -15,21 +16,25 @@ class JobQueries(Connections):
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, project_id: str, repo_path: str, repo_name: str, force: bool, connection_id: str | None) -> tuple[Row, bool]:
+    def create_job(self, project_id: str, repo_path: str, repo_name: str, force: bool, connection_id: str | None,
+                   paths: list[str] | None = None) -> tuple[Row, bool]:
         """Insert a pending job, or return the active job for the same repository and project.
 
-        Returns the job row and whether it was created by this call. Joining a pending job with
-        `force` sets its force_reindex; a running job keeps its flag (see `force_reindex` in the row).
+        `paths` limits the job to those root-relative files or directories (None: the whole repository).
+        Returns the job row and whether it was created by this call. Joining a pending job widens it:
+        `force` sets its force_reindex, and its paths take in `paths` (or it becomes whole when
+        `paths` is None). A running job keeps its flag and paths: the row says so, and the caller
+        says so (or, a watcher, sends its paths again once the job ends).
         """
         with self.transaction() as cur:
             cur.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project_id,))
             cur.execute(
                 f"""INSERT INTO indexing_jobs (project_id, repo_path, repo_name, force_reindex, connection_id,
-                        progress_message)
-                    VALUES (%s, %s, %s, %s, %s, 'Waiting for a worker')
+                        progress_message, paths)
+                    VALUES (%s, %s, %s, %s, %s, 'Waiting for a worker', %s)
                     ON CONFLICT (project_id, repo_path) WHERE status IN ('pending', 'running') DO NOTHING
                     RETURNING {JOB_COLUMNS}""",
-                (project_id, repo_path, repo_name, force, connection_id),
+                (project_id, repo_path, repo_name, force, connection_id, paths),
             )
             row = cur.fetchone()
             if row is not None:
@@ -40,17 +45,19 @@ class JobQueries(Connections):
                 (project_id, repo_path),
             )
             existing = cur.fetchone()
-            if existing is not None and force and not existing["force_reindex"]:
-                # A job that has not started yet can still honour force_reindex; a running one cannot
-                # (some of its batches may be done), so its flag stays and the caller says so.
+            if existing is not None and existing["status"] == "pending":
+                # A job that has not started yet can still honour force_reindex and more paths; a running
+                # one cannot (some of its batches may be done), so its flag and paths stay.
                 cur.execute(
-                    f"""UPDATE indexing_jobs SET force_reindex = true WHERE id = %s AND status = 'pending'
-                        RETURNING {JOB_COLUMNS}""",
-                    (existing["job_id"],),
+                    f"""UPDATE indexing_jobs SET force_reindex = force_reindex OR %s,
+                            paths = CASE WHEN paths IS NULL OR %s::text[] IS NULL THEN NULL
+                                         ELSE ARRAY(SELECT DISTINCT unnest(paths || %s::text[]) ORDER BY 1) END
+                        WHERE id = %s AND status = 'pending' RETURNING {JOB_COLUMNS}""",
+                    (force, paths, paths, existing["job_id"]),
                 )
                 existing = cur.fetchone() or existing
         if existing is None:  # the active job finished between our insert and select: try again
-            return self.create_job(project_id, repo_path, repo_name, force, connection_id)
+            return self.create_job(project_id, repo_path, repo_name, force, connection_id, paths)
         return dict(existing), False
 
     def set_job_task_id(self, job_id: str, task_id: str) -> None:

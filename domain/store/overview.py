@@ -38,6 +38,17 @@ class OverviewQueries(Connections):
         rows = self._all("SELECT path, size_bytes, mtime_ns FROM files WHERE repository_id = %s", (repository_id,))
         return {r["path"]: (int(r["size_bytes"]), int(r["mtime_ns"])) for r in rows}
 
+    def indexed_paths(self, project_id: str, root_path: str, paths: list[str]) -> set[str]:
+        """Of root-relative files or directories, those the index holds a file at or below."""
+        rows = self._all(
+            """SELECT p FROM unnest(%s::text[]) p
+               WHERE EXISTS (SELECT 1 FROM files f JOIN repositories r ON r.id = f.repository_id
+                             WHERE r.project_id = %s AND r.root_path = %s
+                               AND (f.path = p OR starts_with(f.path, p || '/')))""",
+            (paths, project_id, root_path),
+        )
+        return {str(r["p"]) for r in rows}
+
     # --- operations (metrics and health) ----------------------------------------------------------
 
     def operations_snapshot(self, worker_max_age_s: float) -> Row:

@@ -30,7 +30,7 @@ _CHUNKS_ESTIMATE = "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'ch
 #: What fusion needs of a ranked chunk; the rest (`_HIT_COLUMNS`) is read for the results only.
 _RANK_COLUMNS = "c.id, c.file_id, c.path, c.symbol, c.kind, c.start_line, c.end_line"
 _HIT_COLUMNS = """c.id, c.file_id, c.path, r.name AS repository, r.root_path AS repository_path, c.language,
-    c.symbol, c.kind, c.start_line, c.end_line, c.content"""
+    c.symbol, c.kind, c.start_line, c.end_line, c.content, f.indexed_at"""
 # LIKE wildcards in user input are escaped by SearchFilters.params, so they match literally.
 _FILTERS = """c.repository_id = ANY(%(repositories)s::uuid[])
     AND (%(suffix)s::text IS NULL OR lower(c.path) LIKE '%%' || %(suffix)s ESCAPE '\\')
@@ -381,7 +381,7 @@ class SearchQueries(Connections):
             return {}, []
         with self.reading(rows_as_dicts=False) as cur:
             cur.execute(f"SELECT {_HIT_COLUMNS} FROM chunks c JOIN repositories r ON r.id = c.repository_id "
-                        "WHERE c.id = ANY(%s)", (list(ids),))
+                        "JOIN files f ON f.id = c.file_id WHERE c.id = ANY(%s)", (list(ids),))
             details = {row["id"]: row for row in _dicts(cur)}
             cur.execute(
                 """SELECT DISTINCT c.file_id, c.start_line, c.end_line, c.content
