@@ -277,3 +277,28 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def indexed(url: str, repo: Path) -> dict[str, str]:
+    """Each indexed file of a repository with its chunks' content joined."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("""SELECT c.path, string_agg(c.content, '\n' ORDER BY c.start_line) FROM chunks c
+                           JOIN repositories r ON r.id = c.repository_id WHERE r.root_path = %s GROUP BY 1""",
+                        (str(repo.resolve()),))
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def follows(url: str, repo: Path, expected: dict[str, str | None], timeout_s: float = 30) -> dict[str, str]:
+    """Wait until each path is indexed holding its text (None: not indexed)."""
+    def matches() -> dict[str, str] | None:
+        now = indexed(url, repo)
+        ok = all((text is None and path not in now) or (text is not None and text in now.get(path, ""))
+                 for path, text in expected.items())
+        return now if ok else None
+    return wait_for(matches, timeout_s, interval_s=0.1, what=f"the index to follow the disk: {expected}")

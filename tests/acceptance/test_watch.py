@@ -9,13 +9,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from domain import watching
 from domain.errors import InvalidInput, NotFound
 from domain.store import Store, get_store
-from tests.support import WorkerGroup, make_repo, wait_for, worker_ready
+from tests.support import WorkerGroup, follows, indexed, make_repo, wait_for, worker_ready
 
 PROJECT = "watch"
 
@@ -34,19 +33,6 @@ def store(module_db: str, group: WorkerGroup) -> Store:
     return get_store(module_db)
 
 
-def indexed(url: str, repo: Path) -> dict[str, str]:
-    """Each indexed file of a repository with its chunks' content joined."""
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("""SELECT c.path, string_agg(c.content, '\n' ORDER BY c.start_line) FROM chunks c
-                           JOIN repositories r ON r.id = c.repository_id WHERE r.root_path = %s GROUP BY 1""",
-                        (str(repo.resolve()),))
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
-
-
 def watched_repo(store: Store, root: Path, files: dict[str, str | bytes]) -> Path:
     """A repository, watched, its first (whole-repository) job done and the index caught up."""
     repo = make_repo(root, files)
@@ -62,16 +48,6 @@ def _caught_up(store: Store, repo: Path) -> bool:
 
 def watch_jobs(store: Store, repo: Path) -> list[dict[str, object]]:
     return [j for j in store.list_jobs(PROJECT, None, 500) if j["repo_path"] == str(repo.resolve())]
-
-
-def follows(url: str, repo: Path, expected: dict[str, str | None], timeout_s: float = 30) -> dict[str, str]:
-    """Wait until each path is indexed holding its text (None: not indexed)."""
-    def matches() -> dict[str, str] | None:
-        now = indexed(url, repo)
-        ok = all((text is None and path not in now) or (text is not None and text in now.get(path, ""))
-                 for path, text in expected.items())
-        return now if ok else None
-    return wait_for(matches, timeout_s, interval_s=0.1, what=f"the index to follow the disk: {expected}")
 
 
 def test_an_edited_file_is_indexed_with_its_new_content_and_not_its_old(tmp_path: Path, module_db: str,
