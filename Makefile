@@ -19,7 +19,7 @@ install: $(STAMP)
 
 # The repository itself may live outside the home directory (the default allowed root): allow it too.
 run: $(STAMP)
-	CODESEARCH_ALLOWED_ROOTS="$${CODESEARCH_ALLOWED_ROOTS:-$$HOME:$(CURDIR)}" $(BIN)/codesearch up --index .
+	CODESEARCH_ALLOWED_ROOTS="$${CODESEARCH_ALLOWED_ROOTS:-$$HOME:$(CURDIR)}" $(BIN)/codesearch up --index . --watch
 
 test: $(STAMP)
 	$(BIN)/mypy --strict domain

@@ -1,6 +1,6 @@
 """The performance suite of docs/benchmarks.md: B0-B5, each one command, results as JSON.
 
-    python benchmarks/suite.py b0|b1|b2|b3|b4|b5|all [--files 10000] [--append] [--json-out F]
+    python benchmarks/suite.py b0|b1|b2|b3|b4|b5|b6|all [--files 10000] [--append] [--json-out F]
 
 - b0: the plain stdlib copy and three copies, `ollama` embedder against a fake Ollama (768-d vectors,
   ~1 ms a request; requests counted): wall time, worker peak RSS, unchanged re-index.
@@ -13,6 +13,10 @@
   per mode, with and without filters, query embedding excluded and included; 10 concurrent MCP
   clients over streamable HTTP; status query latency.
 - b5: worker peak RSS on the 1k and the 10k corpus, and their ratio.
+- b6: watch mode on the b1 index (benchmarks/watch_bench.py): 20 edits, each timed from the write until
+  search finds it; a 1,000-file branch switch and back (jobs it became); the watching worker's RSS
+  through it; its idle CPU against its sibling worker's. `--embedder local` for the local model (with
+  a smaller `--files`: the local model indexes ~35 chunks/s).
 
 Each run uses its own embedded PostgreSQL in a temporary home (or DATABASE_URL). Wall times start
 once every worker process has booted (`workers_boot_s` says how long that took; a user's job meets
@@ -194,7 +198,7 @@ def b1_to_b5(args: argparse.Namespace, url: str, which: set[str]) -> dict[str, A
 
     The workers' automatic HNSW build is off here; b4 builds the index itself and reports the time,
     so no background build runs under b3's timings."""
-    env = {"CODESEARCH_EMBEDDER": "hashing", "CODESEARCH_HNSW_MIN_CHUNKS": str(10**12)}
+    env = {"CODESEARCH_EMBEDDER": args.embedder, "CODESEARCH_HNSW_MIN_CHUNKS": str(10**12)}
     out: dict[str, Any] = {}
     if "b5" in which:
         small = Path(tempfile.mkdtemp(prefix="cs-1k-"))
@@ -216,6 +220,10 @@ def b1_to_b5(args: argparse.Namespace, url: str, which: set[str]) -> dict[str, A
         out["b3"] = _b3(url, corpus, env)
     if "b4" in which:
         out["b4"] = _b4(url, corpus, args, env)
+    if "b6" in which:
+        from benchmarks.watch_bench import b6
+
+        out["b6"] = b6(url, corpus, env, args.embedder, args.edits, args.switch_files, args.idle_s)
     return out
 
 
@@ -361,13 +369,13 @@ def _cpu_s(server_pid: int) -> dict[str, float]:
 
 def main() -> int:
     args = _parser().parse_args()
-    which = {"b0", "b1", "b2", "b3", "b4", "b5"} if args.which == "all" else {args.which}
+    which = {"b0", "b1", "b2", "b3", "b4", "b5", "b6"} if args.which == "all" else {args.which}
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "commit": commit(), "cores": os.cpu_count(),
                               "stdlib_files": len(stdlib_files())}
     with database({}) as url:  # one database per run: the broker binds to it once per process
         if "b0" in which:
             result["b0"] = b0(args, url)
-        if which & {"b1", "b3", "b4", "b5"}:
+        if which & {"b1", "b3", "b4", "b5", "b6"}:
             result |= b1_to_b5(args, url, which)
         if "b2" in which:
             result["b2"] = b2(args, url)
@@ -384,12 +392,17 @@ def main() -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("which", choices=["b0", "b1", "b2", "b3", "b4", "b5", "all"])
+    p.add_argument("which", choices=["b0", "b1", "b2", "b3", "b4", "b5", "b6", "all"])
+    p.add_argument("--embedder", default="hashing", choices=["hashing", "local"],
+                   help="embedder of the big corpus (b1, b3-b6); b4's figures assume hashing")
     p.add_argument("--files", type=int, default=10_000, help="files in the big corpus (b1, b3, b4, b5)")
     p.add_argument("--b2-files", type=int, default=60, help="stdlib files embedded by the local model in b2")
     p.add_argument("--stage-files", type=int, default=300, help="files of b1's in-process stage profile")
     p.add_argument("--rounds", type=int, default=5, help="passes over the query list in b4")
     p.add_argument("--copy-files", type=int, default=None, help="stdlib files per copy (default all; for smoke runs)")
+    p.add_argument("--edits", type=int, default=20, help="b6: single-file edits timed")
+    p.add_argument("--switch-files", type=int, default=1000, help="b6: files a branch switch rewrites")
+    p.add_argument("--idle-s", type=float, default=30.0, help="b6: seconds the idle CPU is measured over")
     p.add_argument("--json-out", default=None)
     p.add_argument("--append", action="store_true", help="append the JSON to docs/benchmarks.md")
     return p

@@ -112,3 +112,8 @@ def _snapshot_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
     yield queue
     yield GaugeMetricFamily("codesearch_live_workers", "Worker processes with a recent heartbeat.",
                             value=snap["live_workers"])
+    watches = GaugeMetricFamily("codesearch_watches", "Watched repositories: owned by a live worker process, "
+                                "unowned (waiting for one), or stopped.", labels=["state"])
+    for state in ("owned", "unowned", "stopped"):
+        watches.add_metric([state], snap["watches"].get(state, 0))
+    yield watches

@@ -57,7 +57,7 @@ class OverviewQueries(Connections):
         Keys: jobs_by_status {status: count}, pending_batches, oldest_pending_job_age_s (0 when none),
         running_jobs [{job_id, project_id, repo_name, progress_percentage, idle_s}] where idle_s is the
         time since the job last showed activity (start, a batch finishing or a batch heartbeat),
-        queue_depth {queue_name: queued messages}, live_workers.
+        queue_depth {queue_name: queued messages}, live_workers, watches {owned|unowned|stopped: count}.
         """
         with self.transaction() as cur:
             cur.execute("SELECT status, count(*) AS n FROM indexing_jobs GROUP BY status")
@@ -82,5 +82,11 @@ class OverviewQueries(Connections):
             cur.execute("SELECT count(*) AS n FROM worker_heartbeats "
                         "WHERE heartbeat_at > now() - make_interval(secs => %s)", (worker_max_age_s,))
             live = int(cur.fetchone()["n"])
+            cur.execute(
+                """SELECT CASE WHEN status = 'stopped' THEN 'stopped'
+                               WHEN owner IS NOT NULL AND lease_expires_at > now() THEN 'owned'
+                               ELSE 'unowned' END AS state, count(*) AS n
+                   FROM repository_watches GROUP BY 1""")
+            watches = {r["state"]: int(r["n"]) for r in cur.fetchall()}
         return {"jobs_by_status": jobs, "pending_batches": pending_batches, "oldest_pending_job_age_s": oldest,
-                "running_jobs": running, "queue_depth": queues, "live_workers": live}
+                "running_jobs": running, "queue_depth": queues, "live_workers": live, "watches": watches}

@@ -46,6 +46,20 @@ def test_the_performance_suite_runs_b1_b3_b4_b5_on_a_tiny_corpus(tmp_path: Path,
     assert 0 < stages["share"]["chunking"] < 1 and 0 < stages["share"]["db: write chunks"] < 1
 
 
+def test_the_watch_benchmark_times_edits_and_a_branch_switch_on_a_tiny_corpus(tmp_path: Path, fresh_db: str) -> None:
+    out = tmp_path / "b6.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/suite.py", "b6", "--files", "12", "--copy-files", "12", "--stage-files", "6",
+         "--edits", "2", "--switch-files", "5", "--idle-s", "1", "--json-out", str(out)],
+        cwd=ROOT, env=child_env(fresh_db), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    b6 = json.loads(out.read_text())["b6"]
+    assert set(b6["edit_to_searchable_ms"]) == {"p50", "p95", "p99", "max"} and b6["edit_to_searchable_ms"]["max"] > 0
+    assert b6["branch_switch"]["files"] == 5 and b6["branch_switch"]["jobs"] >= 1
+    assert set(b6["owner_rss_mb"]) == {"after_first_sync", "after_edits", "after_switch", "after_switch_back"}
+    assert "watch_owner_over_other" in b6["idle_cpu_percent"]
+
+
 def test_the_postgresql_cpu_meter_counts_a_backend_that_works(fresh_db: str) -> None:
     import psycopg2
 

@@ -133,11 +133,16 @@ def test_the_http_server_serves_tool_search_and_database_metrics_at_slash_metric
     assert sum(v for (n, _), v in samples.items() if n == "codesearch_search_duration_seconds_count") == 1
 
 
-def test_codesearch_metrics_prints_the_database_state_for_stdio_deployments(fresh_db: str) -> None:
+def test_codesearch_metrics_prints_the_database_state_for_stdio_deployments(fresh_db: str, tmp_path: Path) -> None:
+    from domain.store import get_store
+
+    get_store(fresh_db).watch_repository("metrics", str(tmp_path), "repo")  # no worker: nobody owns it
     done = cli("metrics", env=child_env(fresh_db))
     assert done.returncode == 0, done.stderr
     families = {f.name for f in text_string_to_metric_families(done.stdout)}
     assert {"codesearch_jobs", "codesearch_pending_batches", "codesearch_live_workers"} <= families
+    assert 'codesearch_watches{state="unowned"} 1.0' in done.stdout
+    assert 'codesearch_watches{state="owned"} 0.0' in done.stdout
     assert "codesearch_database_up 1.0" in done.stdout
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
 
