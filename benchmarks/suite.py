@@ -223,7 +223,7 @@ def b1_to_b5(args: argparse.Namespace, url: str, which: set[str]) -> dict[str, A
     if "b6" in which:
         from benchmarks.watch_bench import b6
 
-        out["b6"] = b6(url, corpus, env, args.embedder, args.edits, args.switch_files, args.idle_s)
+        out["b6"] = b6(url, corpus, env, args.embedder, args.edits, args.switch_files, args.idle_s, args.switches)
     return out
 
 
@@ -402,6 +402,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-files", type=int, default=None, help="stdlib files per copy (default all; for smoke runs)")
     p.add_argument("--edits", type=int, default=20, help="b6: single-file edits timed")
     p.add_argument("--switch-files", type=int, default=1000, help="b6: files a branch switch rewrites")
+    p.add_argument("--switches", type=int, default=10, help="b6: branch switches, each rewriting --switch-files files")
     p.add_argument("--idle-s", type=float, default=30.0, help="b6: seconds the idle CPU is measured over")
     p.add_argument("--json-out", default=None)
     p.add_argument("--append", action="store_true", help="append the JSON to docs/benchmarks.md")

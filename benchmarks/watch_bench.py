@@ -13,7 +13,7 @@ import psycopg2
 from benchmarks.harness import Workers, percentiles
 
 def b6(url: str, corpus: Path, env: dict[str, str], embedder_name: str, edits: int = 20, switch_files: int = 1000,
-       idle_s: float = 30.0, switches: int = 4) -> dict[str, Any]:
+       idle_s: float = 30.0, switches: int = 10) -> dict[str, Any]:
     from domain import search, watching
     from domain.embedders import make_embedder
     from domain.settings import Settings

@@ -50,7 +50,7 @@ def test_the_watch_benchmark_times_edits_and_a_branch_switch_on_a_tiny_corpus(tm
     out = tmp_path / "b6.json"
     done = subprocess.run(
         [sys.executable, "benchmarks/suite.py", "b6", "--files", "12", "--copy-files", "12", "--stage-files", "6",
-         "--edits", "2", "--switch-files", "5", "--idle-s", "1", "--json-out", str(out)],
+         "--edits", "2", "--switch-files", "5", "--switches", "4", "--idle-s", "1", "--json-out", str(out)],
         cwd=ROOT, env=child_env(fresh_db), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     b6 = json.loads(out.read_text())["b6"]
