@@ -247,8 +247,8 @@ class SearchQueries(Connections):
 
         Counts are reused for TERM_STATS_TTL_S (at most COUNT_CACHE of them) or until `analyze_chunks`:
         counting took 9-29 ms of a warm search at 321k chunks, and a user's queries repeat their words.
-        A count of 0 is never reused: the word a user has just written (and watch mode has just
-        indexed) would stay unfindable for the TTL, and counting an absent lexeme is one index probe."""
+        A stale count only weights a word (candidates come from the GIN index): a word searched for
+        before it was indexed is found once it is (tests/integration/test_search.py)."""
         now = time.monotonic()
         cache = self._term_counts
         if len(cache) > COUNT_CACHE:
@@ -258,8 +258,7 @@ class SearchQueries(Connections):
                  if (scope, t) in cache and now - cache[scope, t][0] <= TERM_STATS_TTL_S}
         missing = [t for t in terms if t not in known]
         for term, n in (self._counted(missing, cap, repositories) if missing else {}).items():
-            if n:
-                cache[scope, term] = (now, n)
+            cache[scope, term] = (now, n)
             known[term] = n
         return known
 

@@ -308,3 +308,13 @@ def test_document_frequencies_are_counted_within_the_searched_project(prose: Sto
     assert prose.term_counts(["cached"], cap=1000, repositories=mine) == {"cached": 1}
     assert prose.term_counts(["cached"], cap=1000, repositories=theirs)["cached"] >= 1
     assert prose.scope_chunks(theirs) == prose.count_chunks(embedder.model_id) - prose.scope_chunks(mine)
+
+
+def test_a_word_searched_for_before_it_was_indexed_is_found_once_it_is(indexed: Store, settings: Settings,
+                                                                       embedder: Embedder, tmp_path: Path) -> None:
+    # What watch mode makes common: search for what you just wrote, before its job has run.
+    assert not search.search(indexed, embedder, "zzqfreshlywrittenname", "p1", mode="lexical").results
+    (tmp_path / "repo" / "src" / "fresh.py").write_text("def zzqfreshlywrittenname():\n    return 1\n")
+    assert run_job(indexed, settings, embedder, tmp_path / "repo").status == "completed"
+    hits = search.search(indexed, embedder, "zzqfreshlywrittenname", "p1", mode="lexical").results
+    assert [h.file_path for h in hits[:1]] == ["src/fresh.py"]
