@@ -2,7 +2,7 @@
 docstring describes, once that docstring is gone from the index?
 
     python benchmarks/retrieval.py [--embedders local,hashing] [--modules 150] [--queries 300] [--seed 4]
-                                   [--json-out FILE] [--append] [--variant RRF_K=20 ...]
+                                   [--json-out FILE] [--append] [--variant SEMANTIC_WEIGHT=1.2 ...]
 
 Evaluation. The stdlib (sysconfig's 'stdlib', without site-packages/, test/, tests/, idlelib/,
 __pycache__/) is shuffled with a fixed seed and the first `--modules` .py files of at most
@@ -24,7 +24,7 @@ actors run them) and mode (lexical, semantic, hybrid; `domain.search.search`, li
 Recall@1/5/10 and MRR@10 at chunk and file level, and the median query latency; plus BM25
 baselines (rank-bm25, tokens from `domain.lexical.terms`) over whole files (what an agent's keyword
 search gives; the issue's baseline) and over chunks cut as codesearch cuts them. `--variant NAME=VALUE,...` re-runs hybrid with search-module constants
-changed (RRF_K, CANDIDATES_PER_RESULT, EXACT_BONUS_RANKINGS, SEMANTIC_WEIGHT, LEXICAL_WEIGHT); chunking knobs are settings
+changed (FIRST_PLACE, CANDIDATES_PER_RESULT, EXACT_BONUS_RANKINGS, SEMANTIC_WEIGHT, LEXICAL_WEIGHT); chunking knobs are settings
 (CODESEARCH_CHUNK_MAX_TOKENS, ...) read from the environment. Prints one JSON object; `--append`
 adds the table to docs/benchmarks.md. Not a test: figures vary with the machine and the Python.
 """
@@ -57,7 +57,7 @@ MIN_DOC_WORDS, MIN_QUERY_WORDS = 8, 3
 KS = (1, 5, 10)
 LIMIT = 10
 MODES = ("lexical", "semantic", "hybrid")
-KNOBS = ("RRF_K", "CANDIDATES_PER_RESULT", "EXACT_BONUS_RANKINGS", "SEMANTIC_WEIGHT", "LEXICAL_WEIGHT")
+KNOBS = ("FIRST_PLACE", "CANDIDATES_PER_RESULT", "EXACT_BONUS_RANKINGS", "SEMANTIC_WEIGHT", "LEXICAL_WEIGHT")
 
 
 @dataclass(frozen=True)

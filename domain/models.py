@@ -90,10 +90,11 @@ class SearchHit(BaseModel):
     start_line: int
     end_line: int
     score: float = Field(description=(
-        "Fused reciprocal rank in (0, 1], higher is better, same meaning in every mode: 1 is first in every "
-        "ranking the mode uses (and, in hybrid and lexical modes, defining a name the query mentions)."))
+        "Fused score in (0, 1], higher is better, same meaning in every mode: each ranking's score normalised "
+        "over its candidates, weighted and summed; 1 is best in every ranking the mode uses (and, in hybrid and "
+        "lexical modes, defining a name the query mentions)."))
     semantic_score: float | None = Field(default=None, description="Cosine similarity of the embeddings, if ranked.")
-    lexical_score: float | None = Field(default=None, description="PostgreSQL ts_rank of the lexical match, if ranked.")
+    lexical_score: float | None = Field(default=None, description="BM25F score of the lexical match, if ranked.")
     content: str
     context_before: str = Field(description="Up to a few lines before start_line, from the index.")
     context_after: str = Field(description="Up to a few lines after end_line, from the index.")

@@ -1,10 +1,10 @@
 """The reranking stage of hybrid search: features of a fused candidate that neither ranking sees.
 
-Fusion orders candidates by their ranks alone. A question names what it wants in words that
+Fusion orders candidates by their rankings' normalised scores alone. A question names what it wants in words that
 reappear in the name of the code it means ("where is the terminal width detected" ->
 `Console.width`, `_get_terminal_size`) and in its path; and it mostly means a definition rather
 than the module code between definitions. Each feature adds to the candidate's fused score, in the
-same units (a first place in a ranking of weight w is worth w / (RRF_K + 1)); the weights were
+same units (the best candidate of a ranking of weight w is worth w x `search.FIRST_PLACE`); the weights were
 tuned on the dev halves of the corpora of benchmarks/corpora.py (docs/benchmarks.md).
 """
 

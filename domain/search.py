@@ -19,12 +19,15 @@ from domain.store import Row, SearchFilters, Store
 CONTEXT_LINES = 3
 MAX_QUERY_CHARS = 2000
 MODES = ("hybrid", "semantic", "lexical")
-#: Reciprocal rank fusion: a hit's share from one ranking is weight / (RRF_K + rank). k=10 beat the
-#: textbook k=60 (dev questions of benchmarks/corpora.py: file MRR@10 .834 against .690) and k=30.
-#: The semantic ranking weighed 2 while the lexical one was ts_rank; with BM25F, equal weights gave
-#: the stdlib docstring benchmark chunk MRR@10 .537 against .507 (file .857 / .845) and the dev
-#: questions file MRR@10 .828 against .834, within their noise (docs/benchmarks.md, tenth session).
-RRF_K = 10
+#: Fusion is a convex combination: each ranking's scores (cosine similarity; BM25F) are min-max
+#: normalised over its candidates (best 1, worst 0), weighted and summed, so a ranking that is sure of
+#: its first candidate (a wide gap to the rest) outweighs one that is not. It replaced reciprocal rank
+#: fusion (k=10), which rewards agreement alone: hybrid on the dev questions of benchmarks/corpora.py
+#: file MRR@10 .828 -> .844, symbol MRR@10 .729 -> .743; on the stdlib docstring benchmark file MRR@10
+#: .858 -> .879 (lexical alone: .876), chunk .538 -> .549 (docs/benchmarks.md, eleventh session).
+#: A ranking's best candidate adds weight x FIRST_PLACE: the unit of every bonus below and in `rerank`
+#: (what a first place was worth under reciprocal rank fusion, so their tuned weights keep their worth).
+FIRST_PLACE = 1 / 11
 SEMANTIC_WEIGHT = 1.0
 LEXICAL_WEIGHT = 1.0
 #: Each ranking contributes this many candidates per requested result.
@@ -54,9 +57,9 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
     """The `limit` chunks of the project that best match `query`, best first.
 
     `hybrid` fuses the semantic ranking (cosine distance of embeddings) and the lexical ranking
-    (identifier-aware full-text search) by reciprocal rank fusion; a chunk that defines a name the
-    query mentions comes first. `score` is that fused reciprocal rank divided by the best possible
-    one in the mode, so it lies in (0, 1], higher is better, and means the same in every mode.
+    (identifier-aware BM25F) by a convex combination of their normalised scores; a chunk that defines a
+    name the query mentions comes first. `score` is that fused score divided by the best possible one
+    in the mode, so it lies in (0, 1], higher is better, and means the same in every mode.
 
     Raises:
         InvalidInput: empty or oversized query, limit outside 1..50, unknown mode, bad filter.
@@ -140,24 +143,24 @@ def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, f
 
 def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
            definitions: list[Row] | None = None, terms: Sequence[QueryTerm] = ()) -> list[Row]:
-    """Weighted reciprocal rank fusion of the rankings, exact definitions first, reranked by the
+    """Convex combination of the rankings' normalised scores, exact definitions first, reranked by the
     features of `rerank` when query `terms` are given, overlapping chunks collapsed.
 
     `definitions` join the pool without a rank of their own; the exact-name bonus ranks them."""
     bonus = EXACT_BONUS_RANKINGS if names else 0
     words = frozenset(t.key for t in terms)
-    best = (sum(weight for weight, _ in rankings) + bonus) / (RRF_K + 1) + (rerank.best_bonus() if terms else 0.0)
+    best = (sum(weight for weight, _ in rankings) + bonus) * FIRST_PLACE + (rerank.best_bonus() if terms else 0.0)
     fused: dict[int, Row] = {}
     for row in definitions or []:
         fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
     for weight, ranking in rankings:
-        for rank, row in enumerate(ranking, start=1):
+        for row, share in zip(ranking, _shares(ranking)):
             hit = fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
-            hit["fused"] += weight / (RRF_K + rank)
+            hit["fused"] += weight * share * FIRST_PLACE
             hit["semantic" if "distance" in row else "lexical"] = row["score"]
     for hit in fused.values():
         if names and _defines(hit["symbol"], names, words):
-            hit["fused"] += bonus / (RRF_K + 1)
+            hit["fused"] += bonus * FIRST_PLACE
         if terms:
             hit["fused"] += rerank.bonus(terms, hit["symbol"], hit["path"], hit["kind"])
         hit["score"] = hit["fused"] / best
@@ -176,6 +179,14 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
             if len(kept) == limit:
                 break
     return kept
+
+
+def _shares(ranking: list[Row]) -> list[float]:
+    """Each row's score min-max normalised over its ranking: 1 for the best, 0 for the worst, 1 for all
+    when they are equal (a ranking of one). A floor of 0.3 for the worst changed nothing on dev."""
+    scores = [float(r["score"]) for r in ranking]
+    lo, hi = min(scores, default=0.0), max(scores, default=0.0)
+    return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in scores]
 
 
 def _definition_key(hit: Row) -> tuple[int, str] | None:

@@ -14,14 +14,14 @@ def test_retrieval_benchmark_reports_every_metric_as_a_fraction(tmp_path: Path, 
     out = tmp_path / "retrieval.json"
     done = subprocess.run(
         [sys.executable, "benchmarks/retrieval.py", "--embedders", "hashing", "--modules", "6", "--queries", "10",
-         "--variant", "RRF_K=10", "--json-out", str(out)],
+         "--variant", "SEMANTIC_WEIGHT=1.0", "--json-out", str(out)],
         cwd=ROOT, env=child_env(fresh_db), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert json.loads(done.stdout.strip().splitlines()[-1]) == report
     assert report["config"]["queries"] > 0
     results = report["results"]
-    levels = [results["hashing"][mode][level] for mode in ("lexical", "semantic", "hybrid", "hybrid[RRF_K=10]")
+    levels = [results["hashing"][mode][level] for mode in ("lexical", "semantic", "hybrid", "hybrid[SEMANTIC_WEIGHT=1.0]")
               for level in ("chunk", "file")] + [results["bm25_files"]["file"]]
     for metrics in levels:
         assert set(metrics) == {"recall@1", "recall@5", "recall@10", "mrr@10"}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from domain import lexical
 from domain.indexing import chunks_of
 from domain.pgbinary import tsvector_text
-from domain.search import LEXICAL_WEIGHT, RRF_K, SEMANTIC_WEIGHT, _fused
+from domain.search import FIRST_PLACE, LEXICAL_WEIGHT, SEMANTIC_WEIGHT, _fused
 from domain.settings import Settings
 
 
@@ -78,19 +80,30 @@ def test_identifiers_are_code_like_names_or_a_lone_word() -> None:
 
 
 def row(chunk_id: int, file_id: int, start: int, end: int, symbol: str | None = None,
-        semantic: bool = True) -> dict[str, object]:
+        semantic: bool = True, score: float = 0.5) -> dict[str, object]:
     base: dict[str, object] = {"id": chunk_id, "file_id": file_id, "start_line": start, "end_line": end,
-                               "symbol": symbol, "score": 0.5}
-    return base | ({"distance": 0.5} if semantic else {})
+                               "symbol": symbol, "score": score}
+    return base | ({"distance": 1 - score} if semantic else {})
 
 
 def test_fusion_collapses_overlapping_chunks_of_one_file_and_keeps_the_better_one() -> None:
-    semantic = [row(1, 10, 1, 20), row(2, 10, 17, 40), row(3, 11, 1, 5)]
-    lexical_ranking = [row(2, 10, 17, 40, semantic=False), row(3, 11, 1, 5, semantic=False)]
+    semantic = [row(1, 10, 1, 20, score=0.9), row(2, 10, 17, 40, score=0.8), row(3, 11, 1, 5, score=0.4)]
+    lexical_ranking = [row(2, 10, 17, 40, semantic=False, score=7.0), row(3, 11, 1, 5, semantic=False, score=2.0)]
     fused = _fused([(SEMANTIC_WEIGHT, semantic), (LEXICAL_WEIGHT, lexical_ranking)], set(), limit=10)
     assert [h["id"] for h in fused] == [2, 3]  # chunk 1 overlaps chunk 2, which ranks higher overall
-    best = (SEMANTIC_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
-    assert fused[0]["score"] == (SEMANTIC_WEIGHT / (RRF_K + 2) + LEXICAL_WEIGHT / (RRF_K + 1)) / best
+    best = (SEMANTIC_WEIGHT + LEXICAL_WEIGHT) * FIRST_PLACE
+    # Scores are min-max normalised in each ranking: chunk 2 is 0.8 of the way from 0.4 to 0.9, and first lexically.
+    assert fused[0]["score"] == pytest.approx((SEMANTIC_WEIGHT * 0.8 + LEXICAL_WEIGHT) * FIRST_PLACE / best)
+    assert fused[1]["score"] == 0.0  # last in both
+
+
+def test_rankings_sure_of_their_firsts_outweigh_a_lukewarm_agreement() -> None:
+    # Reciprocal rank fusion put chunk 3 first (second in both rankings, far behind either's first).
+    semantic = [row(1, 10, 1, 5, score=0.95), row(3, 12, 1, 5, score=0.45), row(4, 13, 1, 5, score=0.40)]
+    lexical_ranking = [row(2, 11, 1, 5, semantic=False, score=5.0), row(3, 12, 1, 5, semantic=False, score=3.0),
+                       row(5, 14, 1, 5, semantic=False, score=2.9)]
+    fused = _fused([(SEMANTIC_WEIGHT, semantic), (LEXICAL_WEIGHT, lexical_ranking)], set(), limit=10)
+    assert [h["id"] for h in fused][:3] == [1, 2, 3]
 
 
 def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best() -> None:
@@ -101,7 +114,7 @@ def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best(
     assert 0 < fused[1]["score"] < fused[0]["score"] < 1
     best = _fused([(SEMANTIC_WEIGHT, [row(2, 11, 1, 5, "parseHttpDate")]),
                    (LEXICAL_WEIGHT, [row(2, 11, 1, 5, "parseHttpDate", semantic=False)])], {"parsehttpdate"}, limit=1)
-    assert best[0]["score"] == 1.0
+    assert best[0]["score"] == pytest.approx(1.0)  # results carry it rounded to 6 places
 
 
 def test_ascii_text_splits_into_the_same_identifiers_as_the_unicode_pattern() -> None:
