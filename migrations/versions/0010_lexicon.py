@@ -7,7 +7,7 @@ it has and the sum of their lexeme counts. Indexing jobs bring it up to date whe
 this migration counts every chunk already stored, so existing repositories need no new job.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-08
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
