@@ -133,7 +133,7 @@ def aggregate_batch(batch_result: dict[str, object]) -> None:
     if job is not None and job["status"] in ("completed", "failed"):  # this call finished the job
         metrics.record_job_finished(str(job["status"]))
         if job["status"] == "completed":
-            _refresh_statistics(store, int(job["chunks_created"]))
+            _refresh_statistics(store, job["repository_id"], int(job["chunks_created"]))
             if indexing.vector_index_due(store, settings, embedder):
                 build_vector_index.send(embedder.model_id, embedder.dim)
 
@@ -146,12 +146,14 @@ def build_vector_index(model: str, dim: int) -> None:
         log.info("built the HNSW index for %s", model)
 
 
-def _refresh_statistics(store: Store, chunks_created: int) -> None:
+def _refresh_statistics(store: Store, repository_id: str | None, chunks_created: int) -> None:
     try:
-        if indexing.refresh_statistics(store, chunks_created):
+        if indexing.refresh_statistics(store, repository_id, chunks_created):
             log.info("analysed chunks after a job that wrote %d", chunks_created)
-    except TRANSIENT_ERRORS as exc:  # autovacuum analyses the table later anyway
-        log.warning("could not analyse chunks after a job: %s", exc)
+    except TRANSIENT_ERRORS as exc:
+        # Autovacuum analyses the table later anyway; the repository's next job counts what this
+        # update left uncounted (the lexicon's mark did not move).
+        log.warning("could not refresh the statistics after a job: %s", exc)
 
 
 def _record_plan(store: Store, job_id: str) -> None:

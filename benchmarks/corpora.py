@@ -319,9 +319,9 @@ def run(store: Any, args: argparse.Namespace, home: Path) -> dict[str, Any]:
             corpora[name]["sets"][set_name] = {"queries": len(qs), "tree": str(tree), **meta,
                                                "index": {e: b for e, (_, b) in built.items()}}
             prepared.append((name, set_name, tree, qs, {e: embedder for e, (embedder, _) in built.items()}))
-    # Lexical ranking weighs terms by PostgreSQL's statistics of the whole chunks table, and a job
-    # analyses it only after changing a good share of it: searching right after each corpus's own job
-    # would weigh terms by whichever corpora were indexed before, so a fresh run and a re-run would differ.
+    # The ranking queries' plans rest on the planner's statistics of the whole chunks table, which a job
+    # refreshes only after changing a good share of it: analysed once here, so that a fresh run and a
+    # re-run plan alike (term weights come from each project's own lexicon).
     store.analyze_chunks()
     results: dict[str, Any] = {}
     queries: dict[tuple[str, str], list[Query]] = {}

@@ -199,7 +199,8 @@ def index(store: Any, corpus: Path, embedder_name: str, project: str,
     if not batches:
         store.aggregate_job(status.job_id)
     final = jobs.get_job(store, status.job_id)
-    indexing.refresh_statistics(store, final.chunks_created)  # as the aggregating actor does
+    # as the aggregating actor does
+    indexing.refresh_statistics(store, store.get_job(status.job_id)["repository_id"], final.chunks_created)
     return embedder, {"status": final.status, "files": final.files_indexed, "chunks": final.chunks_created,
                       "index_s": round(time.perf_counter() - started, 1),
                       "chunk_max_tokens": settings.chunk_max_tokens, "chunk_max_lines": settings.chunk_max_lines}

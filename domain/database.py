@@ -84,7 +84,14 @@ def start_embedded(settings: Settings) -> str:
     settings.home.mkdir(mode=0o711 if as_root else 0o700, parents=True, exist_ok=True)
     modes = _parent_modes(settings.pgdata) if as_root else {}
     try:
-        server = get_server(settings.pgdata, cleanup_mode=None)
+        if (settings.pgdata / "PG_VERSION").is_file():
+            _configure(settings.pgdata)
+            server = get_server(settings.pgdata, cleanup_mode=None)
+        else:  # a new data directory: configured between initdb and the first start
+            server = get_server(settings.pgdata, cleanup_mode=None, start=False)
+            server.ensure_pgdata_inited()
+            _configure(settings.pgdata)
+            server.start()
     except Exception as exc:  # pgserver raises bare subprocess/runtime errors
         raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {settings.pgdata}: {exc}") from exc
     finally:
@@ -92,6 +99,34 @@ def start_embedded(settings: Settings) -> str:
     admin_url = server.get_uri()
     _ensure_database(admin_url, EMBEDDED_DATABASE)
     return str(server.get_uri(database=EMBEDDED_DATABASE))
+
+
+#: The embedded server's own settings, in `codesearch.conf` (which its postgresql.conf includes),
+#: written before each start: a running server takes them when it next starts.
+#: - shared_buffers: PostgreSQL's default of 128 MB holds little of an index of 300k chunks (the HNSW
+#:   and GIN indexes and the chunk rows are ~1 GB), and the operating system's page cache, which
+#:   served the rest, was reclaimed between searches on a busy machine (2 s a query on disk reads).
+#:   Memory is taken as pages are read, not at start.
+#: - shared_preload_libraries: pgvector loaded once by the postmaster, so a new connection (every
+#:   `codesearch search` process) does not load it on its first vector query.
+EMBEDDED_CONF = {"shared_buffers": "1GB", "shared_preload_libraries": "'vector'"}
+_INCLUDE = "include_if_exists = 'codesearch.conf'"
+
+
+def _configure(pgdata: Path) -> None:
+    """Write EMBEDDED_CONF to `codesearch.conf` and include it from postgresql.conf (once), as the
+    owner of the data directory (pgserver's user when run as root)."""
+    conf, main = pgdata / "codesearch.conf", pgdata / "postgresql.conf"
+    text = "# Written by codesearch (domain/database.py) before each start.\n" + "".join(
+        f"{k} = {v}\n" for k, v in EMBEDDED_CONF.items())
+    if not conf.is_file() or conf.read_text() != text:
+        conf.write_text(text)
+    if _INCLUDE not in main.read_text():
+        with main.open("a") as out:
+            out.write(f"\n{_INCLUDE}\n")
+    owner = pgdata.stat()
+    if os.geteuid() == 0:
+        os.chown(conf, owner.st_uid, owner.st_gid)
 
 
 _TRAVERSE = stat.S_IXGRP | stat.S_IXOTH

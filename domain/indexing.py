@@ -148,18 +148,20 @@ def plan_job(store: Store, settings: Settings, embedder: Embedder, job_id: str) 
 
 
 #: A completed job that wrote at least this many chunks, and at least a tenth of the table's,
-#: analyses `chunks` at once instead of leaving it to autovacuum (which may take a minute or more).
-#: Lexical search chooses its candidates by the lexeme statistics: the retrieval benchmark (local
-#: model) had lexical / hybrid chunk MRR@10 of 0.301 / 0.502 without them, 0.356 / 0.522 with them
-#: (docs/benchmarks.md, 2026-12-01).
+#: analyses `chunks` at once instead of leaving it to autovacuum (which may take a minute or more):
+#: the ranking queries' plans rest on the planner's estimates (a repository's share of the chunks,
+#: how many chunks a lexeme selects).
 ANALYZE_MIN_CHUNKS = 1000
 
 
-def refresh_statistics(store: Store, chunks_created: int) -> bool:
-    """After a completed job: merge the lexeme index's pending entries into the index proper (the
-    first searches after a job otherwise scan them one by one: 75 against 23 ms a lexical search on
-    a freshly indexed corpus), and analyse `chunks` when the job changed a good share of it; whether
-    it analysed."""
+def refresh_statistics(store: Store, repository_id: str | None, chunks_created: int) -> bool:
+    """After a completed job: count its chunks into the repository's lexicon (BM25's document
+    frequencies; chunks deleted by the job are taken out), merge the lexeme index's pending entries
+    into the index proper (the first searches after a job otherwise scan them one by one: 75 against
+    23 ms a lexical search on a freshly indexed corpus), and analyse `chunks` when the job changed a
+    good share of it; whether it analysed."""
+    if repository_id is not None:
+        store.update_lexicon(repository_id)
     if chunks_created > 0:
         store.flush_lexeme_index()
     if chunks_created < ANALYZE_MIN_CHUNKS or chunks_created < store.estimated_chunks() / 10:

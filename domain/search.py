@@ -46,9 +46,6 @@ GROUP_DEFINITIONS = True
 RERANK = True
 #: Query words of natural language match their other forms too (`lexical.forms`).
 STEMMING = True
-#: A term's chunks are counted up to this many: a term that common has an IDF near nothing either way,
-#: and counting stops before reading its whole posting list.
-DF_COUNT_CAP = 20_000
 
 
 def search(store: Store, embedder: Embedder, query: str, project_id: str, limit: int = 10,
@@ -110,24 +107,21 @@ def _semantic(store: Store, embedder: Embedder, repos: list[str], text: str, wan
 
 def _lexical(store: Store, repos: list[str], text: str, wanted: int,
              filters: SearchFilters) -> tuple[list[Row], list[QueryTerm]]:
-    """BM25F over the query's terms: document frequencies from the planner's statistics of common
-    lexemes, counted through the GIN index for the rest (rarer, so cheap to count). Returns the
-    ranking and the query's terms with their IDFs."""
+    """BM25F over the query's terms, weighed by the lexicon's document frequencies within the searched
+    repositories (`Store.term_statistics`). Returns the ranking and the query's terms with their IDFs."""
     words = lexical.query_words(text, stemming=STEMMING)
     if not words or not repos:
         return [], []
     lexemes = list(dict.fromkeys(t for _, forms in words for t in forms))
-    shares, least, _ = store.term_shares(lexemes)
-    # Per project: a common lexeme's share of the whole table stands for its share of the project's chunks.
-    chunks = store.scope_chunks(repos)
-    df: dict[str, float] = {t: share * chunks for t, share in shares.items()}
-    df.update(store.term_counts([t for t in lexemes if t not in df], cap=DF_COUNT_CAP, repositories=repos))
+    stats = store.term_statistics(repos, lexemes)
+    df = {t: float(n) for t, n in stats.frequencies.items()}
+    chunks = float(stats.chunks)
     terms = lexical.weighted(words, df, chunks)
     total = max([chunks, 1.0, *df.values()])
-    plan = lexical.plan([t.key for t in terms], {t.key: _share(t, df, total) for t in terms}, least, total,
+    plan = lexical.plan([t.key for t in terms], {t.key: _share(t, df, total) for t in terms}, 0.0, total,
                         budget=lexical.CANDIDATE_BUDGET, spelled={t.key: lexical.tsquery_any(t.lexemes) for t in terms})
     return store.lexical_search(repos, plan.match, terms, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET,
-                                average_length=store.average_lexemes(repos)), terms
+                                average_length=stats.average_lexemes or lexical.TYPICAL_LEXEMES), terms
 
 
 def _share(term: QueryTerm, df: dict[str, float], total: float) -> float:

@@ -40,10 +40,6 @@ class Connections:
         self._free = threading.BoundedSemaphore(max_connections)
         self._pid = -1
         self._lock = threading.Lock()
-        self._term_stats: tuple[float, dict[str, float], float, float] | None = None
-        self._average_lexemes: dict[tuple[str, ...], tuple[float, float]] = {}
-        self._term_counts: dict[tuple[str, str], tuple[float, int]] = {}
-        self._scope_chunks: dict[tuple[str, ...], tuple[float, float]] = {}
 
     def _checkout(self) -> tuple[psycopg2.pool.ThreadedConnectionPool, Any]:
         """A pooled connection (and its pool, to give to `_checkin`), waiting up to CHECKOUT_WAIT_S

@@ -12,6 +12,7 @@ import psycopg2.pool
 
 from domain.store.base import Connections, Row, StoredVector
 from domain.store.chunks import ChunkRow, FileRow, _cached_vectors, _ChunkStream
+from domain.store.lexicon import FORGET
 
 
 @dataclass(frozen=True)
@@ -59,20 +60,27 @@ class BatchQueries(Connections):
         return row
 
     def reset_repository(self, repository_id: str, model: str, dim: int) -> None:
-        """Forget every file of a repository and record the embedder its new vectors come from."""
+        """Forget every file of a repository (and its lexicon) and record the embedder its new vectors come from."""
         with self.transaction() as cur:
             cur.execute("DELETE FROM files WHERE repository_id = %s", (repository_id,))
+            cur.execute("DELETE FROM lexicon WHERE repository_id = %s", (repository_id,))
+            cur.execute("DELETE FROM lexicon_changes WHERE repository_id = %s", (repository_id,))
             cur.execute(
-                "UPDATE repositories SET embedding_model = %s, embedding_dim = %s WHERE id = %s",
+                "UPDATE repositories SET embedding_model = %s, embedding_dim = %s, lexicon_through = 0 WHERE id = %s",
                 (model, dim, repository_id),
             )
 
     def delete_files(self, repository_id: str, paths: Sequence[str]) -> int:
-        """Remove files (and their chunks) by path: those discovery no longer finds."""
+        """Remove files (and their chunks, `FORGET`ting their lexemes) by path: those discovery no longer finds."""
         if not paths:
             return 0
         with self.transaction() as cur:
-            cur.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repository_id, list(paths)))
+            cur.execute(
+                f"""WITH gone AS (DELETE FROM chunks WHERE repository_id = %(repo)s AND path = ANY(%(paths)s)
+                                  RETURNING id, lexemes),
+                    {FORGET}
+                    DELETE FROM files WHERE repository_id = %(repo)s AND path = ANY(%(paths)s)""",
+                {"repo": repository_id, "paths": list(paths)})
             return int(cur.rowcount)
 
     def plan_batches(self, job_id: str, repository_id: str, batches: Sequence[Sequence[tuple[str, int, int]]],
@@ -212,9 +220,10 @@ class BatchQueries(Connections):
                         RETURNING id, path),
                     -- = ANY of an array is an index scan on chunks_file_idx whatever the estimates; with
                     -- IN (SELECT ...) of the CTE's rows one b1 took 2.7x PostgreSQL's CPU (docs/benchmarks.md).
-                    gone AS (DELETE FROM chunks WHERE file_id = ANY(ARRAY(SELECT id FROM file)))
+                    gone AS (DELETE FROM chunks WHERE file_id = ANY(ARRAY(SELECT id FROM file)) RETURNING id, lexemes),
+                    {FORGET}
                     {_cached_vectors(cur, new_vectors)}
-                    SELECT id, path FROM file""",
+                    SELECT file.id, file.path FROM file, through  -- the lock of `FORGET` whatever `gone` holds""",
                 params,
             )
             ids = {row["path"]: row["id"] for row in cur.fetchall()}

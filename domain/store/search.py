@@ -1,9 +1,8 @@
-"""Search: the ranking queries, the vector index, lexeme statistics and hit details."""
+"""Search: the ranking queries, the vector index and hit details."""
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,15 +15,9 @@ from domain.lexical import QueryTerm
 from domain.store.base import Connections, Row, _dicts
 from domain.store.chunks import encode_vector
 
-# How long the lexeme statistics of `term_shares` and `average_lexemes` are reused.
-TERM_STATS_TTL_S = 60.0
 #: Lexical candidates scored exactly by BM25F, per requested result (`lexical_search`): 2 against 4 left
 #: the dev questions unchanged and took lexical p95 46 -> 34 ms at 112k chunks of 1,024 tokens.
 SHORTLIST_PER_RESULT = 2
-#: Lexeme counts `term_counts` keeps (then it starts over).
-COUNT_CACHE = 50_000
-#: Chunks read for `average_lexemes`.
-AVERAGE_SAMPLE = 2000
 # The planner's row count of `chunks` (kept by ANALYZE and VACUUM; 0 before either ran).
 _CHUNKS_ESTIMATE = "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass)"
 #: What fusion needs of a ranked chunk; the rest (`_HIT_COLUMNS`) is read for the results only.
@@ -105,12 +98,9 @@ class SearchQueries(Connections):
         return float(row["n"]) if row else 0.0
 
     def analyze_chunks(self) -> None:
-        """Refresh the statistics of `chunks` (the planner's, and the lexeme shares of `term_shares`)."""
+        """Refresh the planner's statistics of `chunks`."""
         with self.transaction() as cur:
             cur.execute("ANALYZE chunks")
-        self._term_stats = None
-        self._term_counts.clear()
-        self._scope_chunks.clear()
 
     def flush_lexeme_index(self) -> int:
         """Move the GIN lexeme index's pending list (recent inserts, kept aside for fast writes) into
@@ -197,7 +187,7 @@ class SearchQueries(Connections):
         lexeme one position an occurrence, weighted A in the symbol, B in the path, D in the body),
         summed over the term's lexemes (its forms) and weighted by field (`lexical.FIELD_WEIGHTS`).
         The length is the chunk's count of distinct lexemes against `average_length`
-        (`average_lexemes`). `cap` bounds the work when the candidate estimate of `lexical.plan` is off.
+        (`term_statistics`). `cap` bounds the work when the candidate estimate of `lexical.plan` is off.
 
         Reading every lexeme of every candidate is the cost (116k lexemes of 2,000 candidates: 57 of a
         71 ms query at 321k chunks), so the candidates are first ordered by which query words they hold
@@ -238,82 +228,6 @@ class SearchQueries(Connections):
              **filters.params(repositories)})
             return _dicts(cur)
 
-    def term_counts(self, terms: Sequence[str], cap: int, repositories: Sequence[str]) -> dict[str, int]:
-        """How many chunks of `repositories` hold each lexeme of `terms`, counting up to `cap`.
-
-        Through the lexeme GIN index; the callers count only lexemes rarer than the planner's
-        most common ones (`term_shares` has those), so each count reads a short posting list (the
-        heap rows it visits anyway tell the repository).
-
-        Counts are reused for TERM_STATS_TTL_S (at most COUNT_CACHE of them) or until `analyze_chunks`:
-        counting took 9-29 ms of a warm search at 321k chunks, and a user's queries repeat their words.
-        A stale count only weights a word (candidates come from the GIN index): a word searched for
-        before it was indexed is found once it is (tests/integration/test_search.py)."""
-        now = time.monotonic()
-        cache = self._term_counts
-        if len(cache) > COUNT_CACHE:
-            cache.clear()
-        scope = ",".join(sorted(repositories))
-        known = {t: cache[scope, t][1] for t in terms
-                 if (scope, t) in cache and now - cache[scope, t][0] <= TERM_STATS_TTL_S}
-        missing = [t for t in terms if t not in known]
-        for term, n in (self._counted(missing, cap, repositories) if missing else {}).items():
-            cache[scope, term] = (now, n)
-            known[term] = n
-        return known
-
-    def _counted(self, terms: Sequence[str], cap: int, repositories: Sequence[str]) -> dict[str, int]:
-        rows = self._all(
-            """SELECT t.n, (SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE c.lexemes @@ t.query::tsquery
-                                                   AND c.repository_id = ANY(%(repos)s::uuid[])
-                                                 LIMIT %(cap)s) AS m) AS df
-               FROM unnest(%(queries)s::text[]) WITH ORDINALITY AS t(query, n)""",
-            {"queries": [lexical.quoted(term) for term in terms], "cap": cap, "repos": list(repositories)},
-            reading=True,
-        )
-        return {terms[int(r["n"]) - 1]: int(r["df"]) for r in rows}
-
-    def scope_chunks(self, repositories: Sequence[str]) -> float:
-        """How many chunks `repositories` hold: the planner's share of each among the most common
-        values of `chunks.repository_id` times the table's rows, or, for a repository not listed there
-        (a small one, or before any ANALYZE), a count; cached for TERM_STATS_TTL_S. An exact count
-        read 321k index entries in 40 ms."""
-        key = tuple(sorted(repositories))
-        now = time.monotonic()
-        cached = self._scope_chunks.get(key)
-        if cached is None or now - cached[0] > TERM_STATS_TTL_S:
-            row = self._one(
-                f"""WITH listed AS (
-                        SELECT u.id, u.share FROM pg_stats s,
-                               unnest(s.most_common_vals::text::uuid[], s.most_common_freqs) AS u(id, share)
-                        WHERE s.tablename = 'chunks' AND s.attname = 'repository_id'
-                          AND s.schemaname = (SELECT relnamespace::regnamespace::text FROM pg_class
-                                              WHERE oid = 'chunks'::regclass))
-                    SELECT coalesce(sum(coalesce(
-                        (SELECT listed.share * {_CHUNKS_ESTIMATE} FROM listed WHERE listed.id = r.id),
-                        (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id))), 0) AS chunks
-                    FROM unnest(%s::uuid[]) AS r(id)""", (list(key),))
-            cached = self._scope_chunks[key] = (now, float(row["chunks"]) if row else 0.0)
-        return cached[1]
-
-    def average_lexemes(self, repositories: Sequence[str]) -> float:
-        """The mean count of distinct lexemes of a chunk of `repositories`, from the first
-        AVERAGE_SAMPLE of their chunks (BM25's average length; a sample is as good for that, and a
-        full scan cost ~1 ms per 5,000 chunks), cached for TERM_STATS_TTL_S."""
-        key = tuple(sorted(repositories))
-        now = time.monotonic()
-        cached = self._average_lexemes.get(key)
-        if cached is None or now - cached[0] > TERM_STATS_TTL_S:
-            row = self._one(
-                """SELECT avg(length(s.lexemes)) AS mean FROM (SELECT c.lexemes FROM chunks c
-                   WHERE c.repository_id = ANY(%s::uuid[]) LIMIT %s) AS s""",
-                (list(key), AVERAGE_SAMPLE))
-            mean = float(row["mean"]) if row and row["mean"] is not None else 0.0
-            if mean <= 0:
-                return lexical.TYPICAL_LEXEMES
-            cached = self._average_lexemes[key] = (now, mean)
-        return cached[1]
-
     def definitions(self, repositories: Sequence[str], names: Sequence[str], limit: int, filters: SearchFilters,
                     cap: int) -> list[Row]:
         """Chunks of `repositories` whose symbol ends with one of `names` (lowercased, underscores
@@ -336,33 +250,6 @@ class SearchQueries(Connections):
              "limit": limit, "cap": cap, **filters.params(repositories)},
             reading=True,
         ) if names and repositories else []
-
-    def term_shares(self, terms: Sequence[str]) -> tuple[dict[str, float], float, float]:
-        """PostgreSQL's own statistics of the lexeme column (kept by ANALYZE and autovacuum): the share
-        of chunks holding each of `terms` that is among the most common lexemes, the smallest share
-        it lists (every unlisted term is rarer), and the number of chunks. Before any ANALYZE: ({}, 0, 0).
-
-        The whole list (at most 1,000 lexemes) is read at most once a TERM_STATS_TTL_S: statistics
-        only change when the table is analysed, and reading them cost ~1.5 ms of every search. Missing
-        statistics are not kept: a first ANALYZE is then used as soon as it is there."""
-        now = time.monotonic()
-        cached = self._term_stats
-        if cached is None or now - cached[0] > TERM_STATS_TTL_S or not cached[1]:
-            row = self._one(
-                f"""SELECT {_CHUNKS_ESTIMATE} AS chunks,
-                          s.most_common_elem_freqs[array_length(s.most_common_elem_freqs, 1) - 2] AS least,
-                          (SELECT coalesce(jsonb_object_agg(u.term, u.share), '{{}}')
-                           FROM unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
-                                AS u(term, share) WHERE u.term IS NOT NULL) AS shares
-                   FROM (SELECT 1) AS one
-                   LEFT JOIN pg_stats s ON s.tablename = 'chunks' AND s.attname = 'lexemes'
-                    AND s.schemaname = (SELECT relnamespace::regnamespace::text FROM pg_class
-                                        WHERE oid = 'chunks'::regclass)""")
-            assert row is not None
-            shares = {k: float(v) for k, v in (row["shares"] or {}).items()}
-            cached = self._term_stats = (now, shares, float(row["least"] or 0.0), float(row["chunks"]))
-        _, shares, least, chunks = cached
-        return {t: shares[t] for t in terms if t in shares}, least, chunks
 
     def first_windows(self, definitions: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Row]:
         """The first chunk (lowest start line) of each (file id, symbol), as ranking rows."""

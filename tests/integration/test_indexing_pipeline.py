@@ -33,8 +33,8 @@ def embedder(settings: Settings) -> Embedder:
 
 
 def run_job(store: Store, settings: Settings, embedder: Embedder, repo: Path, project: str = "p1",
-            force: bool = False) -> jobs.JobStatus:
-    """What the actors do for one job, in order, in this process."""
+            force: bool = False, refresh: bool = True) -> jobs.JobStatus:
+    """What the actors do for one job, in order, in this process (`refresh`: and after it)."""
     status, created = jobs.create_job(store, str(repo), project, force)
     assert created
     batches = indexing.plan_job(store, settings, embedder, status.job_id)
@@ -44,7 +44,10 @@ def run_job(store: Store, settings: Settings, embedder: Embedder, repo: Path, pr
     for n in batches:
         indexing.index_batch(store, settings, embedder, status.job_id, n)
         store.aggregate_job(status.job_id)
-    return jobs.get_job(store, status.job_id)
+    final = jobs.get_job(store, status.job_id)
+    if refresh and final.status == "completed":  # as the aggregating actor does
+        indexing.refresh_statistics(store, store.get_job(status.job_id)["repository_id"], final.chunks_created)
+    return final
 
 
 def chunk_rows(store: Store) -> list[tuple[str, int, int, str]]:

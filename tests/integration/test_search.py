@@ -124,42 +124,84 @@ def test_a_query_without_terms_finds_nothing_lexically_but_still_semantically(in
     assert search.search(indexed, embedder, "?!", "p1", mode="hybrid").results  # the semantic side answers
 
 
-def test_lexeme_statistics_give_each_common_term_its_share_of_the_chunks(indexed: Store) -> None:
+def recount(store: Store, repository_id: str) -> dict[str, tuple[int, int]]:
+    """The lexicon of a repository counted afresh from its chunks, as `lexicon` rows hold it."""
+    with store.transaction() as cur:
+        cur.execute("""SELECT u.lexeme, count(*) AS chunks, 0 AS lexemes FROM chunks c,
+                              unnest(tsvector_to_array(c.lexemes)) AS u(lexeme)
+                       WHERE c.repository_id = %s GROUP BY u.lexeme
+                       UNION ALL SELECT '', count(*), sum(length(lexemes)) FROM chunks WHERE repository_id = %s""",
+                    (repository_id, repository_id))
+        return {r["lexeme"]: (int(r["chunks"]), int(r["lexemes"])) for r in cur.fetchall() if r["chunks"]}
+
+
+def stored_lexicon(store: Store, repository_id: str) -> dict[str, tuple[int, int]]:
+    with store.transaction() as cur:
+        cur.execute("SELECT lexeme, chunks, lexemes FROM lexicon WHERE repository_id = %s", (repository_id,))
+        return {r["lexeme"]: (int(r["chunks"]), int(r["lexemes"])) for r in cur.fetchall()}
+
+
+def test_the_lexicon_holds_each_lexemes_chunk_count_after_a_job(indexed: Store) -> None:
+    repos = [r["id"] for r in indexed.search_scope("p1", None)]
+    assert stored_lexicon(indexed, repos[0]) == recount(indexed, repos[0])
+    stats = indexed.term_statistics(repos, ["parsehttpdate", "nosuchterm"])
     with indexed.transaction() as cur:
-        cur.execute("ANALYZE chunks")
-        cur.execute("SELECT count(*) AS n, count(*) FILTER (WHERE lexemes @@ 'parsehttpdate') AS named FROM chunks")
+        cur.execute("SELECT count(*) AS n, avg(length(lexemes)) AS mean, "
+                    "count(*) FILTER (WHERE lexemes @@ 'parsehttpdate') AS named FROM chunks")
         counts = cur.fetchone()
-    shares, least, chunks = indexed.term_shares(["parsehttpdate", "nosuchterm"])
-    assert chunks == counts["n"]
-    assert shares["parsehttpdate"] == pytest.approx(counts["named"] / counts["n"], abs=0.01)
-    assert "nosuchterm" not in shares and 0 < least <= shares["parsehttpdate"]
+    assert stats.chunks == counts["n"] and stats.average_lexemes == pytest.approx(float(counts["mean"]))
+    assert stats.frequencies == {"parsehttpdate": counts["named"], "nosuchterm": 0}
+
+
+def test_changed_deleted_and_forced_files_keep_the_lexicon_exact(indexed: Store, settings: Settings,
+                                                                embedder: Embedder) -> None:
+    """A re-indexed file's old chunks and a deleted file's chunks are taken out of the counts; a
+    forced job counts the repository afresh."""
+    repo = Path(indexed.list_jobs("p1", None, 1)[0]["repo_path"])
+    repository_id = indexed.search_scope("p1", None)[0]["id"]
+    (repo / "src" / "dates.py").write_text(DEFINITION.replace("timestamp", "moment in time"))
+    (repo / "src" / "handlers" / "h0.py").unlink()
+    (repo / "src" / "handlers" / "h9.py").write_text(caller(9))
+    assert run_job(indexed, settings, embedder, repo).status == "completed"
+    assert stored_lexicon(indexed, repository_id) == recount(indexed, repository_id)
+    assert "moment" in stored_lexicon(indexed, repository_id) and "timestamp" in recount(indexed, repository_id)
+    assert run_job(indexed, settings, embedder, repo, force=True).status == "completed"
+    assert stored_lexicon(indexed, repository_id) == recount(indexed, repository_id)
+    with indexed.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM lexicon_changes")
+        assert cur.fetchone()["n"] == 0
+
+
+def test_a_chunk_written_and_replaced_between_two_updates_is_never_counted(indexed: Store, settings: Settings,
+                                                                           embedder: Embedder) -> None:
+    """Two jobs before one update (as when the update after the first failed): the first job's
+    chunks of the file are gone before anything counted them."""
+    repo = Path(indexed.list_jobs("p1", None, 1)[0]["repo_path"])
+    repository_id = indexed.search_scope("p1", None)[0]["id"]
+    for text in ("def first_version():\n    return 1\n", "def second_version():\n    return 2\n"):
+        (repo / "src" / "late.py").write_text(text)
+        status, _ = jobs.create_job(indexed, str(repo), "p1", False)
+        for n in indexing.plan_job(indexed, settings, embedder, status.job_id) or []:
+            indexing.index_batch(indexed, settings, embedder, status.job_id, n)
+            indexed.aggregate_job(status.job_id)
+    assert "secondversion" not in stored_lexicon(indexed, repository_id)
+    assert indexed.update_lexicon(repository_id) == 1
+    assert stored_lexicon(indexed, repository_id) == recount(indexed, repository_id)
+    assert "firstversion" not in stored_lexicon(indexed, repository_id)
 
 
 def test_a_job_that_wrote_a_share_of_the_chunks_analyses_them(indexed: Store, embedder: Embedder,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lexical search picks candidates by the lexeme statistics: a job that wrote enough of the chunks
-    refreshes them at once instead of leaving it to autovacuum (a minute or more later)."""
+    """The ranking queries' plans rest on the planner's statistics: a job that wrote enough of the
+    chunks refreshes them at once instead of leaving it to autovacuum (a minute or more later)."""
     written = indexed.count_chunks(embedder.model_id)
+    repository_id = indexed.search_scope("p1", None)[0]["id"]
     monkeypatch.setattr(indexing, "ANALYZE_MIN_CHUNKS", written + 1)
-    assert not indexing.refresh_statistics(indexed, written)
+    assert not indexing.refresh_statistics(indexed, repository_id, written)
     monkeypatch.setattr(indexing, "ANALYZE_MIN_CHUNKS", 1)
-    assert indexing.refresh_statistics(indexed, written)
-    shares, _, chunks = indexed.term_shares(["parsehttpdate"])
-    assert chunks == written and shares["parsehttpdate"] > 0
-    assert not indexing.refresh_statistics(indexed, written // 20)  # under a tenth of the table
-
-
-def test_a_search_that_found_no_lexeme_statistics_reads_them_once_they_exist(indexed: Store, fresh_db: str) -> None:
-    """Missing statistics are not cached for TERM_STATS_TTL_S: an MCP server that searched before the
-    first ANALYZE uses it on its next search."""
-    assert indexed.term_shares(["parsehttpdate"])[0] == {}
-    conn = psycopg2.connect(fresh_db)
-    try:
-        with conn, conn.cursor() as cur:  # another connection, as a worker's would be
-            cur.execute("ANALYZE chunks")
-    finally:
-        conn.close()
-    assert indexed.term_shares(["parsehttpdate"])[0]["parsehttpdate"] > 0
+    assert indexing.refresh_statistics(indexed, repository_id, written)
+    assert indexed.estimated_chunks() == written
+    assert not indexing.refresh_statistics(indexed, repository_id, written // 20)  # under a tenth of the table
 
 
 @pytest.mark.parametrize("query", ["parseHttpDate", "where is parse_http_date defined"])
@@ -280,23 +322,24 @@ def test_a_natural_language_word_matches_its_other_forms(prose: Store, embedder:
         search.STEMMING = old
 
 
-def test_term_counts_count_chunks_holding_each_lexeme(prose: Store) -> None:
+def test_term_statistics_count_chunks_holding_each_lexeme(prose: Store) -> None:
     repos = [r["id"] for r in prose.search_scope("p1", None)]
-    counts = prose.term_counts(["cached", "value", "nosuchlexeme"], cap=1000, repositories=repos)
+    counts = prose.term_statistics(repos, ["cached", "value", "nosuchlexeme"]).frequencies
     assert counts["cached"] == 1 and counts["nosuchlexeme"] == 0 and counts["value"] >= 3
-    assert prose.term_counts(["value"], cap=2, repositories=repos) == {"value": counts["value"]}  # reused, not counted again
-    prose.analyze_chunks()  # new statistics: counted again
-    assert prose.term_counts(["value"], cap=2, repositories=repos) == {"value": 2}
 
 
-def test_a_job_leaves_its_lexemes_in_the_gin_pending_list(prose: Store) -> None:
-    assert prose.flush_lexeme_index() > 0 and prose.flush_lexeme_index() == 0
-
-
-def test_refreshing_statistics_after_a_job_empties_the_lexeme_index_pending_list(prose: Store) -> None:
-    """Searches right after a job would otherwise read the GIN index's pending entries one by one."""
-    indexing.refresh_statistics(prose, chunks_created=1)  # too few chunks to analyse, enough to flush
-    assert prose.flush_lexeme_index() == 0
+def test_refreshing_statistics_after_a_job_empties_the_lexeme_index_pending_list(
+        fresh_db: str, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    """A job leaves its lexemes in the GIN pending list; searches right after it would otherwise read
+    the pending entries one by one."""
+    store = Store(fresh_db)
+    repo = make_repo(tmp_path / "repo", {"a.py": "def alpha():\n    return 1\n"})
+    assert run_job(store, settings, embedder, repo, refresh=False).status == "completed"
+    with store.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM lexicon")
+        assert cur.fetchone()["n"] == 0  # nothing counted before the refresh either
+    indexing.refresh_statistics(store, None, chunks_created=1)  # too few chunks to analyse, enough to flush
+    assert store.flush_lexeme_index() == 0
 
 
 def test_document_frequencies_are_counted_within_the_searched_project(prose: Store, settings: Settings,
@@ -305,9 +348,11 @@ def test_document_frequencies_are_counted_within_the_searched_project(prose: Sto
     assert run_job(prose, settings, embedder, make_repo(tmp_path / "other", other), project="p2").status == "completed"
     mine = [r["id"] for r in prose.search_scope("p1", None)]
     theirs = [r["id"] for r in prose.search_scope("p2", None)]
-    assert prose.term_counts(["cached"], cap=1000, repositories=mine) == {"cached": 1}
-    assert prose.term_counts(["cached"], cap=1000, repositories=theirs)["cached"] >= 1
-    assert prose.scope_chunks(theirs) == prose.count_chunks(embedder.model_id) - prose.scope_chunks(mine)
+    assert prose.term_statistics(mine, ["cached"]).frequencies == {"cached": 1}
+    assert prose.term_statistics(theirs, ["cached"]).frequencies["cached"] >= 5
+    both = prose.term_statistics(mine + theirs, ["cached"])
+    assert both.frequencies["cached"] == 1 + prose.term_statistics(theirs, ["cached"]).frequencies["cached"]
+    assert both.chunks == prose.count_chunks(embedder.model_id)
 
 
 def test_a_word_searched_for_before_it_was_indexed_is_found_once_it_is(indexed: Store, settings: Settings,

@@ -111,3 +111,31 @@ def test_deleting_a_repository_still_deletes_its_chunks_through_their_files(empt
         cur.execute("SELECT count(*) FROM chunks")
         assert cur.fetchone()[0] == 0
     conn.close()
+
+
+def test_the_lexicon_migration_counts_the_chunks_already_stored(empty_db: str) -> None:
+    """Existing repositories get their lexicon at once, not at their next job."""
+    migrate(empty_db, "0009")
+    conn = psycopg2.connect(empty_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO projects (id) VALUES ('p')")
+        cur.execute("INSERT INTO repositories (project_id, root_path, name) VALUES ('p', '/r', 'r') RETURNING id")
+        repo = cur.fetchone()[0]
+        cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
+                    "VALUES (%s, 'a.py', 'python', 1, 1, 'h') RETURNING id", (repo,))
+        file_id = cur.fetchone()[0]
+        for lexemes in ("'parse':1 'date':2", "'parse':1A 'http':2"):
+            cur.execute("INSERT INTO chunks (file_id, repository_id, path, language, start_line, end_line, content, "
+                        "content_hash, embedding, embedding_model, lexemes) VALUES (%s, %s, 'a.py', 'python', 1, 1, "
+                        "'x', 'h', '[1,0]', 'm', %s) RETURNING id", (file_id, repo, lexemes))
+        last = cur.fetchone()[0]
+    conn.close()
+    migrate(empty_db)
+    conn = psycopg2.connect(empty_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT lexeme, chunks, lexemes FROM lexicon ORDER BY lexeme")
+        assert cur.fetchall() == [("", 2, 4), ("date", 1, 0), ("http", 1, 0), ("parse", 2, 0)]
+        cur.execute("SELECT lexicon_through FROM repositories")
+        assert cur.fetchone()[0] == last
+    conn.close()
