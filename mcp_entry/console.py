@@ -111,7 +111,7 @@ def print_watch(info: WatchInfo, workers: int | None = None) -> None:
     if info.status == "stopped":
         out.print(f"not watching {escape(info.repo_path)} (project {info.project_id}): {info.stopped_reason}")
         return
-    owner = f"watched by {info.owner}" if info.owner else "waiting for a worker to watch it"
+    owner = f"watched by {info.owner}" if info.owner else "a running worker takes it within seconds"
     out.print(f"watching {escape(info.repo_path)} (project {info.project_id}): {owner}")
     if workers == 0:
         err.print("[yellow]No worker is running: start one with `codesearch worker` (or `codesearch up`); "
