@@ -11,6 +11,7 @@ import psutil
 import psycopg2
 
 from benchmarks.harness import Workers, percentiles
+from tests.support import wait_for
 
 def b6(url: str, corpus: Path, env: dict[str, str], embedder_name: str, edits: int = 20, switch_files: int = 1000,
        idle_s: float = 30.0, switches: int = 10) -> dict[str, Any]:
@@ -25,8 +26,8 @@ def b6(url: str, corpus: Path, env: dict[str, str], embedder_name: str, edits: i
     with Workers(url, env=env) as workers:
         started = time.perf_counter()
         watching.watch(store, str(corpus), "bench")
-        info = _wait(lambda: (w := watching.watch_of(store, "bench", str(corpus.resolve()))) and w.up_to_date_at
-                     and w, 300)
+        info = wait_for(lambda: (w := watching.watch_of(store, "bench", str(corpus.resolve()))) and w.up_to_date_at
+                        and w, 300, interval_s=0.02, what="the watch's first job")
         out: dict[str, Any] = {"first_sync_s": round(time.perf_counter() - started, 2), "owner": info.owner}
         owner = psutil.Process(int(str(info.owner).rsplit(":", 1)[1]))
         rss = {"after_first_sync": _mb(owner)}
@@ -36,7 +37,7 @@ def b6(url: str, corpus: Path, env: dict[str, str], embedder_name: str, edits: i
             target = files[(n * 7919) % len(files)]
             target.write_text(target.read_text() + f"\n\ndef {marker}():\n    return {n}\n")
             written = time.perf_counter()
-            _wait(lambda: _found(search, store, embedder, marker), 120)
+            wait_for(lambda: _found(search, store, embedder, marker), 120, interval_s=0.02, what="the edit")
             latencies.append((time.perf_counter() - written) * 1000)
         out["edit_to_searchable_ms"] = percentiles(latencies) | {"max": round(max(latencies), 1)}
         rss["after_edits"] = _mb(owner)
@@ -69,9 +70,10 @@ def _switch(store: Any, search: Any, embedder: Any, corpus: Path, chosen: list[P
         text = path.read_text()
         path.write_text(text + f"\n\ndef {marker}_{n}():\n    return {n}\n")
     written = time.perf_counter() - started
-    _wait(lambda: _found(search, store, embedder, f"{marker}_{len(chosen) - 1}")
-          and _found(search, store, embedder, f"{marker}_0"), 600)
-    _wait(lambda: all(j["status"] in ("completed", "failed") for j in _watch_jobs(store, corpus, since)), 600)
+    wait_for(lambda: _found(search, store, embedder, f"{marker}_{len(chosen) - 1}")
+             and _found(search, store, embedder, f"{marker}_0"), 600, interval_s=0.02, what="the switch")
+    wait_for(lambda: all(j["status"] in ("completed", "failed") for j in _watch_jobs(store, corpus, since)), 600,
+             interval_s=0.02, what="the switch's jobs")
     jobs = _watch_jobs(store, corpus, since)
     return {"files": len(chosen), "write_s": round(written, 2), "jobs": len(jobs),
             "job_paths": [j["scoped_paths"] for j in jobs],
@@ -123,13 +125,3 @@ def _found(search: Any, store: Any, embedder: Any, marker: str) -> bool:
     hits = search.search(store, embedder, marker, "bench", limit=1, mode="lexical").results
     return bool(hits) and f"def {marker}(" in hits[0].content  # its chunk may be named for a neighbour
 
-
-def _wait(predicate: Any, timeout_s: float) -> Any:
-    deadline = time.perf_counter() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"b6: timed out after {timeout_s:.0f} s")
-        time.sleep(0.02)  # the benchmark's own polling, at the resolution of its figures

@@ -217,15 +217,17 @@ class Watcher:
             self.store.record_watch(self.project_id, self.root, self.owner, changed=True)
 
     def _follow_job(self) -> None:
-        """Notice the end of the job sent last: caught up when it completed and nothing is pending."""
+        """Notice the end of the job sent last (or of the running job the changes wait for): caught up
+        when it completed and nothing is pending."""
         if self._job is None:
             return
         job = self.store.get_job(self._job)
         if job is not None and job["status"] in ("pending", "running"):
             return
         self._job = None
-        if job is None or job["status"] != "completed":  # failed or cancelled: look at everything, later
-            self._whole, self._not_before = True, time.monotonic() + RETRY_AFTER_FAILURE_S
+        if job is None or job["status"] != "completed":
+            if job is None or job["connection_id"] == "watch":  # ours failed or was cancelled: all of it, later
+                self._whole, self._not_before = True, time.monotonic() + RETRY_AFTER_FAILURE_S
         elif not self._whole and not self._pending:
             self.store.record_watch(self.project_id, self.root, self.owner, up_to_date=True)
 
@@ -236,7 +238,8 @@ class Watcher:
         paths = None if self._whole else sorted(self._pending)
         row, created = self.store.create_job(self.project_id, self.root, self.name, False, "watch", paths)
         if not created and row["status"] != "pending":
-            return  # a running job does not take new paths: they wait for its end
+            self._job = str(row["job_id"])  # a running job takes no new paths: followed, they go at its end
+            return
         if created:
             self.send(str(row["job_id"]))
         self._job, self._whole, self._pending = str(row["job_id"]), False, set()

@@ -180,6 +180,8 @@ def _interrupt(*_: object) -> None:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_entry import console
+
     url = database.database_url(settings)
     database.migrate(url)
     host, port = settings.http_host, args.port or settings.http_port
@@ -200,8 +202,6 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         for path in args.index or []:  # a failed job is shown; the server keeps serving what is indexed
             _index_and_wait(path, args.project, False, settings)
             if args.watch:
-                from mcp_entry import console
-
                 console.print_watch(console.watch(os.path.abspath(path), args.project or settings.default_project,
                                                   True))
         print(f"Serving MCP at http://{host}:{port}/mcp - try: codesearch search \"where are jobs aggregated\"",

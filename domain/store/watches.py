@@ -95,14 +95,13 @@ class WatchQueries(Connections):
         )
         return row is not None
 
-    def watches(self, project_id: str | None = None, status: str | None = None) -> list[Row]:
-        """Watches, of one project and one status when given, by project and path."""
+    def watches(self, project_id: str | None = None) -> list[Row]:
+        """Watches, of one project when given, by project and path."""
         return self._all(
             f"""SELECT {WATCH_COLUMNS} FROM repository_watches w
-                WHERE (%(project)s::text IS NULL OR w.project_id = %(project)s)
-                  AND (%(status)s::text IS NULL OR w.status = %(status)s)
+                WHERE %(project)s::text IS NULL OR w.project_id = %(project)s
                 ORDER BY w.project_id, w.repo_path""",
-            {"project": project_id, "status": status},
+            {"project": project_id},
         )
 
     def get_watch(self, project_id: str, repo_path: str) -> Row | None:

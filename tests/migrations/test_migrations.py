@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq_pg
 import psycopg2
 
@@ -96,12 +98,7 @@ def test_deleting_a_repository_still_deletes_its_chunks_through_their_files(empt
     conn = psycopg2.connect(empty_db)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO projects (id) VALUES ('p')")
-        cur.execute("INSERT INTO repositories (project_id, root_path, name) VALUES ('p', '/r', 'r') RETURNING id")
-        repo = cur.fetchone()[0]
-        cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
-                    "VALUES (%s, 'a.py', 'python', 1, 1, 'h') RETURNING id", (repo,))
-        file_id = cur.fetchone()[0]
+        repo, file_id = _repository_with_a_file(cur)
         cur.execute("INSERT INTO chunks (file_id, repository_id, path, language, start_line, end_line, content, "
                     "content_hash, embedding, embedding_model) VALUES (%s, %s, 'a.py', 'python', 1, 1, 'x', 'h', "
                     "'[1,0]', 'm')", (file_id, repo))
@@ -119,12 +116,7 @@ def test_the_lexicon_migration_counts_the_chunks_already_stored(empty_db: str) -
     conn = psycopg2.connect(empty_db)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO projects (id) VALUES ('p')")
-        cur.execute("INSERT INTO repositories (project_id, root_path, name) VALUES ('p', '/r', 'r') RETURNING id")
-        repo = cur.fetchone()[0]
-        cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
-                    "VALUES (%s, 'a.py', 'python', 1, 1, 'h') RETURNING id", (repo,))
-        file_id = cur.fetchone()[0]
+        repo, file_id = _repository_with_a_file(cur)
         for lexemes in ("'parse':1 'date':2", "'parse':1A 'http':2"):
             cur.execute("INSERT INTO chunks (file_id, repository_id, path, language, start_line, end_line, content, "
                         "content_hash, embedding, embedding_model, lexemes) VALUES (%s, %s, 'a.py', 'python', 1, 1, "
@@ -139,3 +131,13 @@ def test_the_lexicon_migration_counts_the_chunks_already_stored(empty_db: str) -
         cur.execute("SELECT lexicon_through FROM repositories")
         assert cur.fetchone()[0] == last
     conn.close()
+
+
+def _repository_with_a_file(cur: Any) -> tuple[str, int]:
+    """Project p, repository /r and its file a.py; their ids."""
+    cur.execute("INSERT INTO projects (id) VALUES ('p')")
+    cur.execute("INSERT INTO repositories (project_id, root_path, name) VALUES ('p', '/r', 'r') RETURNING id")
+    repo = cur.fetchone()[0]
+    cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
+                "VALUES (%s, 'a.py', 'python', 1, 1, 'h') RETURNING id", (repo,))
+    return repo, cur.fetchone()[0]
