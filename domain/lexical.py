@@ -8,14 +8,16 @@ identifier still matches exactly.
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 import struct
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from pathlib import Path
 from types import ModuleType
 
 #: The `domain._lexemes` this code calls; a module built from another version of _lexemes.c (an
@@ -277,15 +279,42 @@ def query_words(query: str, stemming: bool = True) -> list[tuple[str, tuple[str,
     return [(term, forms(term) if stemming else (term,)) for term in query_terms(query)]
 
 
+#: How many chunks of code at large (the lexicon prior, `prior_counts`) join each project's own counts
+#: when IDF is computed: a word common in code in general ("value", "error", "self") then weighs little
+#: in a project of 150 chunks too, where its own count says little; a project of far more chunks
+#: outweighs them. On the dev questions of benchmarks/corpora.py, lexical file MRR@10 .721 -> .769 and
+#: symbol MRR@10 .644 -> .711, hybrid .836 -> .844 and .731 -> .742; 500 and 2,000 gave about the same,
+#: 250 and 16,000 less (docs/benchmarks.md, twelfth session).
+PRIOR_CHUNKS = 1000.0
+PRIOR_FILE = Path(__file__).resolve().parent / "data" / "lexicon_prior.tsv.gz"
+
+
+def prior_counts() -> Iterator[tuple[str, int]]:
+    """The lexicon prior of PRIOR_FILE (built by benchmarks/lexicon_prior.py): the empty lexeme with the
+    chunk count of its sources, then each lexeme with the chunks holding it. Loaded into PostgreSQL by
+    migration 0011 (`Store.term_statistics` reads it there)."""
+    with gzip.open(PRIOR_FILE, "rt", encoding="utf-8") as f:
+        for line in f:
+            lexeme, chunks = line.rstrip("\n").split("\t")
+            yield lexeme, int(chunks)
+
+
 def idf(df: float, chunks: float) -> float:
     """BM25's inverse document frequency (the Lucene form, never negative)."""
     return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
 
 
-def weighted(words: Sequence[tuple[str, tuple[str, ...]]], df: Mapping[str, float], chunks: float) -> list[QueryTerm]:
+def weighted(words: Sequence[tuple[str, tuple[str, ...]]], df: Mapping[str, float], chunks: float,
+             prior: Mapping[str, float] | None = None, prior_chunks: float = 0.0) -> list[QueryTerm]:
     """The query words with their IDF, from the document frequencies `df` of lexemes among `chunks`
-    chunks; a word of several forms counts the chunks of all of them (an overestimate of their union)."""
+    chunks, blended with the lexicon prior (`prior` chunks of `prior_chunks` holding each lexeme), which
+    counts as PRIOR_CHUNKS chunks more; a word of several forms counts the chunks of all of them (an
+    overestimate of their union)."""
     counts = [min(sum(df.get(t, 0.0) for t in lexemes), max(chunks, 1.0)) for _, lexemes in words]
+    if prior and prior_chunks > 0:
+        shares = [min(1.0, sum(prior.get(t, 0.0) for t in lexemes) / prior_chunks) for _, lexemes in words]
+        counts = [n + PRIOR_CHUNKS * share for n, share in zip(counts, shares, strict=True)]
+        chunks += PRIOR_CHUNKS
     total = max([chunks, 1.0, *counts])
     return [QueryTerm(key, lexemes, idf(n, total)) for (key, lexemes), n in zip(words, counts, strict=True)]
 

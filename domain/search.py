@@ -108,7 +108,8 @@ def _semantic(store: Store, embedder: Embedder, repos: list[str], text: str, wan
 def _lexical(store: Store, repos: list[str], text: str, wanted: int,
              filters: SearchFilters) -> tuple[list[Row], list[QueryTerm]]:
     """BM25F over the query's terms, weighed by the lexicon's document frequencies within the searched
-    repositories (`Store.term_statistics`). Returns the ranking and the query's terms with their IDFs."""
+    repositories blended with the lexicon prior's (`Store.term_statistics`, `lexical.weighted`). Returns
+    the ranking and the query's terms with their IDFs."""
     words = lexical.query_words(text, stemming=STEMMING)
     if not words or not repos:
         return [], []
@@ -116,7 +117,7 @@ def _lexical(store: Store, repos: list[str], text: str, wanted: int,
     stats = store.term_statistics(repos, lexemes)
     df = {t: float(n) for t, n in stats.frequencies.items()}
     chunks = float(stats.chunks)
-    terms = lexical.weighted(words, df, chunks)
+    terms = lexical.weighted(words, df, chunks, stats.prior, stats.prior_chunks)
     total = max([chunks, 1.0, *df.values()])
     plan = lexical.plan([t.key for t in terms], {t.key: _share(t, df, total) for t in terms}, 0.0, total,
                         budget=lexical.CANDIDATE_BUDGET, spelled={t.key: lexical.tsquery_any(t.lexemes) for t in terms})

@@ -15,7 +15,7 @@ is the repository's chunk count and its `lexemes` the sum of their lexeme counts
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.store.base import Connections
 
@@ -38,11 +38,14 @@ FORGET = """through AS (SELECT lexicon_through FROM repositories WHERE id = %(re
 @dataclass(frozen=True)
 class TermStatistics:
     """What BM25 needs of the searched repositories: their chunk count, mean lexemes a chunk, and the
-    document frequency of each lexeme asked for (0 for one no chunk holds)."""
+    document frequency of each lexeme asked for (0 for one no chunk holds); and the same counts in the
+    lexicon prior (`prior_chunks`, and `prior` for the lexemes it holds: code at large, migration 0011)."""
 
     chunks: int
     average_lexemes: float
     frequencies: dict[str, int]
+    prior_chunks: int = 0
+    prior: dict[str, int] = field(default_factory=dict)
 
 
 class LexiconQueries(Connections):
@@ -50,17 +53,23 @@ class LexiconQueries(Connections):
 
     def term_statistics(self, repositories: Sequence[str], lexemes: Sequence[str]) -> TermStatistics:
         """Document frequencies of `lexemes` summed over `repositories` (a project's, or one), exact as
-        of each repository's last `update_lexicon`: one probe of the lexicon's primary key a lexeme."""
+        of each repository's last `update_lexicon`, and in the lexicon prior: one probe of a primary key
+        a lexeme and table."""
         wanted = list(dict.fromkeys(["", *lexemes]))
         rows = self._all(
-            """SELECT lexeme, sum(chunks)::bigint AS chunks, sum(lexemes)::bigint AS lexemes FROM lexicon
-               WHERE repository_id = ANY(%s::uuid[]) AND lexeme = ANY(%s::text[]) GROUP BY lexeme""",
-            (list(repositories), wanted), reading=True) if repositories else []
-        found = {r["lexeme"]: r for r in rows}
+            """SELECT true AS prior, lexeme, chunks::bigint AS chunks, 0::bigint AS lexemes FROM lexicon_prior
+               WHERE lexeme = ANY(%(wanted)s::text[])
+               UNION ALL
+               SELECT false, lexeme, sum(chunks)::bigint, sum(lexemes)::bigint FROM lexicon
+               WHERE repository_id = ANY(%(repos)s::uuid[]) AND lexeme = ANY(%(wanted)s::text[]) GROUP BY lexeme""",
+            {"repos": list(repositories), "wanted": wanted}, reading=True) if repositories else []
+        found = {r["lexeme"]: r for r in rows if not r["prior"]}
+        prior = {r["lexeme"]: int(r["chunks"]) for r in rows if r["prior"]}
         total = found.pop("", {"chunks": 0, "lexemes": 0})
         chunks = int(total["chunks"])
         return TermStatistics(chunks, int(total["lexemes"]) / chunks if chunks > 0 else 0.0,
-                              {t: int(found[t]["chunks"]) if t in found else 0 for t in lexemes})
+                              {t: int(found[t]["chunks"]) if t in found else 0 for t in lexemes},
+                              prior.pop("", 0), prior)
 
     def update_lexicon(self, repository_id: str) -> int:
         """Count the repository's chunks written since the last update and fold in the counts of

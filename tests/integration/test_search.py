@@ -328,6 +328,15 @@ def test_term_statistics_count_chunks_holding_each_lexeme(prose: Store) -> None:
     assert counts["cached"] == 1 and counts["nosuchlexeme"] == 0 and counts["value"] >= 3
 
 
+def test_term_statistics_carry_the_lexicon_priors_counts(prose: Store) -> None:
+    """The prior (migration 0011) is read with the project's own counts, from the same database."""
+    repos = [r["id"] for r in prose.search_scope("p1", None)]
+    stats = prose.term_statistics(repos, ["self", "return", "nosuchlexeme"])
+    expected = dict(lexical.prior_counts())
+    assert stats.prior_chunks == expected[""]
+    assert stats.prior == {"self": expected["self"], "return": expected["return"]}
+
+
 def test_refreshing_statistics_after_a_job_empties_the_lexeme_index_pending_list(
         fresh_db: str, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
     """A job leaves its lexemes in the GIN pending list; searches right after it would otherwise read

@@ -9,6 +9,7 @@ import psycopg2
 
 from alembic.script import ScriptDirectory
 
+from domain import lexical
 from domain.database import alembic_config, current_revision, downgrade, migrate
 
 TABLES = {"projects", "repositories", "files", "chunks", "indexing_jobs", "indexing_batches", "worker_heartbeats",
@@ -131,6 +132,17 @@ def test_the_lexicon_migration_counts_the_chunks_already_stored(empty_db: str) -
         cur.execute("SELECT lexicon_through FROM repositories")
         assert cur.fetchone()[0] == last
     conn.close()
+
+
+def test_the_lexicon_prior_migration_loads_the_shipped_counts_and_its_downgrade_drops_them(empty_db: str) -> None:
+    migrate(empty_db, "0011")
+    conn = psycopg2.connect(empty_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT lexeme, chunks FROM lexicon_prior")
+        assert dict(cur.fetchall()) == dict(lexical.prior_counts())
+    conn.close()
+    downgrade(empty_db, "0010")
+    assert "public.lexicon_prior" not in _tables(empty_db)
 
 
 def _repository_with_a_file(cur: Any) -> tuple[str, int]:

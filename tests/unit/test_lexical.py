@@ -142,3 +142,33 @@ def test_ascii_pieces_split_into_the_same_camel_case_parts_as_their_shape() -> N
         assert lexical._camel_parts(piece) == lexical._shaped_parts(piece), piece
     assert lexical._camel_parts("HTTPServer") == ["http", "server"]
     assert lexical._camel_parts("naïveÜber") == lexical._shaped_parts("naïveÜber") == ["naïve", "über"]
+
+
+def test_the_lexicon_prior_starts_with_its_chunk_count_and_knows_common_code_words() -> None:
+    counts = dict(lexical.prior_counts())
+    total = counts[""]
+    assert total > 1000
+    assert all(0 < n <= total for n in counts.values())
+    # "self" and "return" are in a large share of code; a made-up name is in none of it.
+    assert counts["self"] > total / 10 and counts["return"] > total / 10
+    assert "frobnicatequux" not in counts
+
+
+def test_a_word_common_in_code_weighs_less_than_a_rare_one_in_a_project_too_small_to_tell() -> None:
+    """In a project of 20 chunks both words are in 2 of them; the prior says which is common in code."""
+    words = [("value", ("value",)), ("justify", ("justify",))]
+    prior = {"value": 400.0, "justify": 2.0}
+    plain = lexical.weighted(words, {"value": 2, "justify": 2}, 20)
+    blended = lexical.weighted(words, {"value": 2, "justify": 2}, 20, prior, 1000.0)
+    assert plain[0].idf == plain[1].idf
+    assert blended[0].idf < blended[1].idf / 2
+
+
+def test_a_large_projects_own_counts_outweigh_the_prior() -> None:
+    """In 200,000 chunks a word the prior calls rare but that the project holds everywhere stays common."""
+    words = [("observable", ("observable",)), ("justify", ("justify",))]
+    prior = {"observable": 1.0, "justify": 1.0}
+    blended = lexical.weighted(words, {"observable": 50_000, "justify": 20}, 200_000, prior, 1000.0)
+    plain = lexical.weighted(words, {"observable": 50_000, "justify": 20}, 200_000)
+    assert blended[0].idf == pytest.approx(plain[0].idf, rel=0.01)
+    assert blended[0].idf < blended[1].idf / 3
