@@ -9,9 +9,10 @@ one name a question means. Search blends each project's own counts with this pri
 
 The prior is counted the way a project's lexicon is: the sources below are indexed in-process with
 the hashing embedder (the lexemes do not depend on the embedder), and the lexicon's counts summed over
-them are written out, lexemes of fewer than MIN_CHUNKS chunks left out. The sources are Python and
-JavaScript/TypeScript libraries from the package registries, none of them a corpus that
-benchmarks/corpora.py or benchmarks/retrieval.py measures (rich, mobx, axios, the standard library).
+them are written out, lexemes of fewer than MIN_CHUNKS chunks left out. The sources are Python,
+JavaScript/TypeScript, Go, Rust and C libraries from the package registries (Debian's for Go and Rust;
+`apt-get update` first), none of them a corpus that benchmarks/corpora.py or benchmarks/retrieval.py
+measures (rich, mobx, axios, the standard library).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import gzip
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpora  # noqa: E402
 import retrieval  # noqa: E402
 
-#: (registry, package, version, directories of the archive that are indexed).
+#: (registry, package, version, directories of the archive that are indexed). Debian's packages bring
+#: Go and Rust libraries' sources (its -dev packages ship them), psutil C as well as Python.
 SOURCES = [
     ("pypi", "requests", "2.32.3", ["src", "tests"]),
     ("pypi", "flask", "3.1.0", ["src", "tests"]),
@@ -39,11 +42,19 @@ SOURCES = [
     ("pypi", "httpx", "0.28.1", ["httpx", "tests"]),
     ("pypi", "attrs", "24.2.0", ["src", "tests"]),
     ("pypi", "jinja2", "3.1.4", ["src", "tests"]),
+    ("pypi", "psutil", "6.1.0", ["psutil"]),
     ("npm", "rxjs", "7.8.1", ["src"]),
     ("npm", "preact", "10.25.0", ["src", "hooks/src", "compat/src"]),
     ("npm", "express", "4.21.1", ["lib"]),
     ("npm", "immer", "10.1.1", ["src"]),
     ("npm", "redux", "5.0.1", ["src"]),
+    ("debian", "golang-github-spf13-cobra-dev", "1.6.1-1", ["usr/share/gocode/src/github.com/spf13/cobra"]),
+    ("debian", "golang-github-gorilla-mux-dev", "1.8.0-1", ["usr/share/gocode/src/github.com/gorilla/mux"]),
+    ("debian", "golang-github-sirupsen-logrus-dev", "1.9.0-1", ["usr/share/gocode/src/github.com/sirupsen/logrus"]),
+    ("debian", "golang-github-gin-gonic-gin-dev", "1.8.1-1", ["usr/share/gocode/src/github.com/gin-gonic/gin"]),
+    ("debian", "librust-clap-dev", "4.0.32-1", ["usr/share/cargo/registry/clap-4.0.32/src"]),
+    ("debian", "librust-serde-dev", "1.0.152-2", ["usr/share/cargo/registry/serde-1.0.152/src"]),
+    ("debian", "librust-tokio-dev", "1.24.2-1", ["usr/share/cargo/registry/tokio-1.24.2/src/sync"]),
 ]
 #: Lexemes held by fewer chunks than this are left out (a lexeme the prior lacks counts as in none).
 MIN_CHUNKS = 2
@@ -54,13 +65,32 @@ def trees(cache: Path, work: Path) -> list[Path]:
     """Each source's indexed directories, copied under `work`."""
     found = []
     for registry, package, version, include in SOURCES:
-        extracted = corpora.fetch({"registry": registry, "package": package, "version": version}, cache)
-        root, = [p for p in extracted.iterdir() if p.is_dir()]
+        if registry == "debian":
+            root = _debian(package, version, cache)
+        else:
+            extracted = corpora.fetch({"registry": registry, "package": package, "version": version}, cache)
+            root, = [p for p in extracted.iterdir() if p.is_dir()]
         tree = work / f"{package}-{version}"
         for sub in include:
             shutil.copytree(root / sub, tree / sub)
         found.append(tree)
     return found
+
+
+def _debian(package: str, version: str, cache: Path) -> Path:
+    """A Debian package's files (`apt-get download`, then `dpkg-deb -x`), extracted once into `cache`."""
+    where = cache / "debian" / f"{package}-{version}"
+    extracted = where / "extracted"
+    if extracted.is_dir():
+        return extracted
+    where.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix="downloading-", dir=where))
+    subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=partial, check=True, capture_output=True)
+    deb, = partial.glob("*.deb")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(partial / "files")], check=True)
+    (partial / "files").rename(extracted)  # a run killed midway leaves no half extraction behind the name
+    shutil.rmtree(partial, ignore_errors=True)
+    return extracted
 
 
 def main() -> int:

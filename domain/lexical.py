@@ -283,7 +283,7 @@ def query_words(query: str, stemming: bool = True) -> list[tuple[str, tuple[str,
 #: when IDF is computed: a word common in code in general ("value", "error", "self") then weighs little
 #: in a project of 150 chunks too, where its own count says little; a project of far more chunks
 #: outweighs them. On the dev questions of benchmarks/corpora.py, lexical file MRR@10 .721 -> .769 and
-#: symbol MRR@10 .644 -> .711, hybrid .836 -> .844 and .731 -> .742; 500 and 2,000 gave about the same,
+#: symbol MRR@10 .644 -> .717, hybrid .836 -> .844 and .731 -> .744; 500 and 2,000 gave about the same,
 #: 250 and 16,000 less (docs/benchmarks.md, twelfth session).
 PRIOR_CHUNKS = 1000.0
 PRIOR_FILE = Path(__file__).resolve().parent / "data" / "lexicon_prior.tsv.gz"
