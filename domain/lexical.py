@@ -370,6 +370,12 @@ def plan(found: Sequence[str], share: Mapping[str, float], least: float, chunks:
     return LexicalQuery(" | ".join(selectors), rank)
 
 
+def whole_words(query: str) -> frozenset[str]:
+    """The query's words as written (\\w+ runs), lowercased and without underscores, none split:
+    "getContentType of AxiosHeaders" -> {getcontenttype, of, axiosheaders}."""
+    return frozenset(w.lower().replace("_", "") for w in _IDENTIFIER.findall(query) if w.strip("_"))
+
+
 def identifiers(query: str) -> set[str]:
     """Names in the query that look like code (or the whole query when it is one word), lowercased
     and without underscores, so `parse_http_date` and `parseHttpDate` are the same name.

@@ -89,7 +89,8 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
         rankings.append((SEMANTIC_WEIGHT, nearest))
     if chosen in ("hybrid", "lexical"):
         rankings.append((LEXICAL_WEIGHT, found))
-    rows = _at_definitions(store, _fused(rankings, names, limit, definitions, terms if chosen == "hybrid" and RERANK else []))
+    rows = _at_definitions(store, _fused(rankings, names, limit, definitions,
+                                         terms if chosen == "hybrid" and RERANK else [], lexical.whole_words(text)))
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
@@ -137,13 +138,16 @@ def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, f
 
 
 def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
-           definitions: list[Row] | None = None, terms: Sequence[QueryTerm] = ()) -> list[Row]:
+           definitions: list[Row] | None = None, terms: Sequence[QueryTerm] = (),
+           said: frozenset[str] | None = None) -> list[Row]:
     """Convex combination of the rankings' normalised scores, exact definitions first, reranked by the
     features of `rerank` when query `terms` are given, overlapping chunks collapsed.
 
-    `definitions` join the pool without a rank of their own; the exact-name bonus ranks them."""
+    `definitions` join the pool without a rank of their own; the exact-name bonus ranks them. `said`
+    are the query's words as written (`lexical.whole_words`): a part of a qualified symbol the query
+    names must be one of them, not a piece of another name ("getContentType" does not name `X.get`)."""
     bonus = EXACT_BONUS_RANKINGS if names else 0
-    words = frozenset(t.key for t in terms)
+    words = frozenset(t.key for t in terms if said is None or t.key in said)
     best = (sum(weight for weight, _ in rankings) + bonus) * FIRST_PLACE + (rerank.best_bonus() if terms else 0.0)
     fused: dict[int, Row] = {}
     for row in definitions or []:

@@ -117,6 +117,28 @@ def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best(
     assert best[0]["score"] == pytest.approx(1.0)  # results carry it rounded to 6 places
 
 
+def test_a_method_counts_as_named_by_words_of_the_query_not_by_pieces_of_another_name() -> None:
+    """"ObservableMap replace" names ObservableMap.replace; "getContentType of AxiosHeaders" does not name
+    AxiosHeaders.get, though splitting getContentType gives "get"."""
+    def ranked(query: str, symbols: list[str], said: frozenset[str] | None) -> list[object]:
+        """The symbols fused, the last one best in both rankings."""
+        terms = lexical.weighted(lexical.query_words(query), {}, 100)
+        found = [(n, symbol, 0.4 + 0.5 * n / len(symbols)) for n, symbol in enumerate(symbols, 1)]
+        near = [{**row(n, 10 + n, 1, 5, s, score=v), "path": "a.js", "kind": "method"} for n, s, v in found]
+        matched = [{**row(n, 10 + n, 1, 5, s, semantic=False, score=10 * v), "path": "a.js", "kind": "method"}
+                   for n, s, v in found]
+        fused = _fused([(SEMANTIC_WEIGHT, near), (LEXICAL_WEIGHT, matched)], lexical.identifiers(query),
+                       limit=10, terms=terms, said=said)
+        return [h["symbol"] for h in fused]
+
+    query = "ObservableMap replace keeps key order"
+    assert ranked(query, ["ObservableMap.replace", "ObservableMap.merge"], lexical.whole_words(query))[0] \
+        == "ObservableMap.replace"
+    query = "where are AxiosHeaders shortcuts like getContentType made"
+    assert ranked(query, ["AxiosHeaders.get", "buildAccessors"], lexical.whole_words(query))[0] == "buildAccessors"
+    assert ranked(query, ["AxiosHeaders.get", "buildAccessors"], None)[0] == "AxiosHeaders.get"  # every term's key
+
+
 def test_ascii_text_splits_into_the_same_identifiers_as_the_unicode_pattern() -> None:
     import random
     import re
