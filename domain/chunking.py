@@ -72,6 +72,7 @@ class _Unit:
     kind: str
     definition: bool  # a definition's own text, not code around it
     tokens: int
+    head: bool = False  # the first window of a definition cut in several: nothing is merged into it
 
 
 #: Cheap structure for text without a grammar: the line patterns that start a new section.
@@ -166,9 +167,14 @@ class _Builder:
         return self._statements(inner, start, end, symbol, kind)
 
     def _statements(self, node: Any, start: int, end: int, symbol: str, kind: str) -> list[_Unit]:
-        """A long definition without members, cut where its body's statements begin."""
+        """A long definition without members, cut where its body's statements begin.
+
+        Its head (doc comment and signature) starts a window together with the body's first lines (the
+        first window takes pieces until it holds a quarter of the cap), and nothing above it is merged
+        into that window: the definition's first window (where
+        a result of it is shown, `search._at_definitions`) holds its signature."""
         body = node.child_by_field_name("body") or node
-        rows = body.rows if isinstance(body, outline.Node) else [c.start_point.row for c in body.named_children]
+        rows = body.rows if isinstance(body, outline.Node) else _statement_rows(body)
         cuts = sorted({row for row in rows if start < row <= end})
         bounds = [start, *cuts, end + 1]
         units: list[_Unit] = []
@@ -176,11 +182,15 @@ class _Builder:
             piece = self._unit(lo, hi - 1, [symbol], kind, definition=True)
             if piece is None:
                 continue
-            if units and self._fits_with(units[-1], piece, self.limits.max_tokens):
+            if units and (len(units) == 1 and units[0].tokens < self.limits.max_tokens // 4
+                          or self._fits_with(units[-1], piece, self.limits.max_tokens)):
                 units[-1] = self._joined(units[-1], piece)
             else:
                 units.append(piece)
-        return [u for unit in units for u in self._windows(unit)]
+        windows = [u for unit in units for u in self._windows(unit)]
+        if len(windows) > 1:
+            windows[0].head = True
+        return windows
 
     def _gap(self, lo: int, hi: int, scope: str | None, scope_kind: str) -> list[_Unit]:
         unit = self._unit(lo, hi, [scope] if scope else [], scope_kind if scope else "code", definition=False)
@@ -233,6 +243,19 @@ def _sections(lines: Sequence[str], language: str, limits: Limits) -> list[_Unit
     return _merge(units, limits)
 
 
+#: Grammar nodes that hold a body's statements and nothing else.
+STATEMENT_WRAPPERS = frozenset({"statement_list", "statements"})
+
+
+def _statement_rows(body: Any) -> list[int]:
+    """First rows of a body's statements, through a lone node that only wraps them (Go's block holds
+    one statement_list)."""
+    children = body.named_children
+    while len(children) == 1 and children[0].type in STATEMENT_WRAPPERS:
+        children = children[0].named_children
+    return [c.start_point.row for c in children]
+
+
 def _prefix_sums(counts: Sequence[int]) -> list[int]:
     return list(accumulate(counts, initial=0))
 
@@ -264,7 +287,7 @@ def _merge(units: list[_Unit], limits: Limits) -> list[_Unit]:
     merged: list[_Unit] = []
     for unit in units:
         last = merged[-1] if merged else None
-        if (last is not None and last.tokens + unit.tokens <= limits.merge_tokens
+        if (last is not None and not unit.head and last.tokens + unit.tokens <= limits.merge_tokens
                 and unit.end - last.start < limits.max_lines):
             merged[-1] = _join(last, unit)
         else:

@@ -145,6 +145,20 @@ def test_the_lexicon_prior_migration_loads_the_shipped_counts_and_its_downgrade_
     assert "public.lexicon_prior" not in _tables(empty_db)
 
 
+def test_the_definition_heads_migration_marks_every_file_changed(empty_db: str) -> None:
+    """Its files' chunks were cut by the old chunker: the next job re-chunks them."""
+    migrate(empty_db, "0011")
+    conn = psycopg2.connect(empty_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        _repository_with_a_file(cur)
+    migrate(empty_db, "0012")
+    with conn.cursor() as cur:
+        cur.execute("SELECT mtime_ns, content_hash FROM files")
+        assert cur.fetchall() == [(-1, "")]
+    conn.close()
+
+
 def _repository_with_a_file(cur: Any) -> tuple[str, int]:
     """Project p, repository /r and its file a.py; their ids."""
     cur.execute("INSERT INTO projects (id) VALUES ('p')")

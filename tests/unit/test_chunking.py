@@ -129,6 +129,25 @@ def test_a_huge_function_is_split_at_statements_under_the_cap() -> None:
     assert all(c.end_line - c.start_line < limits.max_lines for c in chunks)
 
 
+@pytest.mark.parametrize("language, small, head, line", [
+    ("go", "func small() int {\n\treturn 1\n}\n", "// long does many things.\nfunc long(x int) int {\n",
+     "\tx = step{i}(x)\n"),
+    ("python", "def small():\n    return 1\n", "# long does many things.\ndef long(x):\n", "    x = step{i}(x)\n"),
+])
+def test_a_long_definitions_first_chunk_starts_at_its_head_and_holds_its_body_not_the_code_above(
+        language: str, small: str, head: str, line: str) -> None:
+    # Go's body is one statement_list deep; its head was once merged into the chunk of `small`.
+    source = small + "\n" + head + "".join(line.format(i=i) for i in range(60)) + ("\treturn x\n}\n"
+                                                                                  if language == "go" else "    return x\n")
+    chunks = chunk_file(source, language, Limits(max_tokens=200, max_lines=60))
+    assert_partition(source, chunks)
+    signature = source.split("\n").index(head.split("\n")[1]) + 1
+    first = next(c for c in chunks if c.start_line <= signature <= c.end_line)
+    assert first.symbol == "long" and first.start_line == signature - 1  # from its doc comment
+    assert first.end_line - signature >= 10 and "step0(x)" in first.content
+    assert [c.symbol for c in chunks].count("small") == 1 and len(chunks) > 2
+
+
 def test_markdown_is_cut_at_headings_but_not_inside_code_fences() -> None:
     source = "# Title\n\nintro\n\n## Install\n\nrun it\n\n```\n# not a heading\n```\n"
     chunks = chunk_file(source, "markdown", Limits(max_tokens=20))
