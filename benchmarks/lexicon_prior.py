@@ -12,7 +12,7 @@ the hashing embedder (the lexemes do not depend on the embedder), and the lexico
 them are written out, lexemes of fewer than MIN_CHUNKS chunks left out. The sources are Python,
 JavaScript/TypeScript, Go, Rust and C libraries from the package registries (Debian's for Go and Rust;
 `apt-get update` first), none of them a corpus that benchmarks/corpora.py or benchmarks/retrieval.py
-measures (rich, mobx, axios, the standard library).
+measures (rich, mobx, axios, chi, the standard library; the Go sources were chosen before chi was).
 """
 
 from __future__ import annotations
