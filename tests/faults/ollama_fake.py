@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import ThreadingHTTPServer
 
 from tests.support import JsonHandler, free_port
@@ -21,7 +22,8 @@ class FakeOllama:
     """Records every text it embeds; `stop()` closes the port (connection refused), `start()` reopens it.
 
     With `down_after = n` it goes down by itself on request n + 1, so a test can fail it mid-job at a
-    fixed point however fast the workers are."""
+    fixed point however fast the workers are. With `latency_s` every answer takes at least that long,
+    as a model's would: a batch then lasts a known minimum however fast the machine is."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -29,6 +31,7 @@ class FakeOllama:
         self.texts: list[str] = []
         self.requests = 0
         self.down_after: int | None = None  # requests served before the server goes down by itself
+        self.latency_s = 0.0
         self._stopping: threading.Thread | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -81,6 +84,7 @@ def _handler(state: FakeOllama) -> type[JsonHandler]:
             if going_down:  # drop the connection unanswered; the port closes right after
                 self.close_connection = True
                 return
+            time.sleep(state.latency_s)  # the model's time, not a wait for another thread
             self._reply(200, {"model": MODEL, "embeddings": [fake_vector(t) for t in body["input"]]})
 
     return Handler

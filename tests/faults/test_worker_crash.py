@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from domain.store import get_store
+from tests.faults.ollama_fake import FakeOllama
 from tests.support import (WorkerGroup, chunk_set, code_corpus, duplicates, final_job, reference_chunk_set,
                            start_job, wait_for, worker_ready)
 
@@ -93,13 +94,17 @@ def _batches_held_by(url: str, group: WorkerGroup) -> list[tuple[int, str]]:
 
 def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
         tmp_path: Path, fresh_db: str) -> None:
-    # Long batches, so that the ones the stopping worker holds are still mid-way when its stop flag is
-    # set: a Dramatiq worker process looks for SIGTERM once a second. Batches of 150 files became fast
-    # enough to finish before that, once in a CI run; 600 files of 12 functions did in 2 of 4 fresh-clone
-    # runs on 2026-12-01's faster machine. Files of 60 functions make each batch ~5x longer.
-    repo = code_corpus(tmp_path / "stop", 2 * FILES, functions=60)
-    groups = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600"),
-              WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600"))
+    # The batches the stopping worker holds must still be mid-way when its stop flag is set (a Dramatiq
+    # worker process looks for SIGTERM once a second). Made long by machine speed alone (more files,
+    # more functions), a batch of 600 files once finished before the flag anyway: the hashing embedder
+    # chunks and embeds them in about a second. An Ollama stand-in that takes 0.25 s a request makes each
+    # batch of ~19 groups last ~5 s or more on any machine.
+    repo = code_corpus(tmp_path / "stop", 2 * FILES)
+    ollama = FakeOllama()
+    ollama.latency_s = 0.25
+    ollama.start()
+    groups = (WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600", **ollama.env()),
+              WorkerGroup(fresh_db, 1, 4, CODESEARCH_BATCH_MAX_FILES="600", **ollama.env()))
     stopping, staying = groups
     try:
         for group in groups:
@@ -132,3 +137,4 @@ def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker
     finally:
         stopping.stop()
         staying.stop()
+        ollama.stop()
