@@ -372,3 +372,23 @@ def test_a_word_searched_for_before_it_was_indexed_is_found_once_it_is(indexed: 
     assert run_job(indexed, settings, embedder, tmp_path / "repo").status == "completed"
     hits = search.search(indexed, embedder, "zzqfreshlywrittenname", "p1", mode="lexical").results
     assert [h.file_path for h in hits[:1]] == ["src/fresh.py"]
+
+
+
+def test_a_hit_in_a_later_window_of_a_long_function_is_shown_at_the_functions_first_window(
+        fresh_db: str, settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    """Where a reader starts: the signature and docstring, not the middle of the body."""
+    body = "".join(f"    x = step(x + {i})\n" for i in range(200))
+    source = f'def outer(x):\n    """Fold x through step many times."""\n{body}    zebra_marker = x\n    return zebra_marker\n'
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, make_repo(tmp_path / "long", {"fold.py": source})).status == "completed"
+    with store.transaction() as cur:
+        cur.execute("SELECT start_line, end_line, symbol FROM chunks ORDER BY start_line")
+        chunks = [(r["start_line"], r["end_line"], r["symbol"]) for r in cur.fetchall()]
+    assert len(chunks) > 2 and {c[2] for c in chunks} == {"outer"}, chunks
+    marker = source.split("\n").index("    zebra_marker = x") + 1
+    assert not chunks[0][0] <= marker <= chunks[0][1]  # the word is in a later window
+    for mode in ("lexical", "hybrid"):
+        hits = search.search(store, embedder, "zebra_marker", "p1", limit=3, mode=mode).results
+        assert (hits[0].start_line, hits[0].symbol) == (1, "outer"), [(h.start_line, h.symbol) for h in hits]
+        assert [h.start_line for h in hits].count(1) == 1  # the windows are one result
