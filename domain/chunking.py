@@ -171,8 +171,8 @@ class _Builder:
 
         Its head (doc comment and signature) starts a window together with the body's first lines (the
         first window takes pieces until it holds a quarter of the cap), and nothing above it is merged
-        into that window: the definition's first window (where
-        a result of it is shown, `search._at_definitions`) holds its signature."""
+        into that window: the definition's first window, where a result of it is shown
+        (`search._at_definitions`), holds its signature."""
         body = node.child_by_field_name("body") or node
         rows = body.rows if isinstance(body, outline.Node) else _statement_rows(body)
         cuts = sorted({row for row in rows if start < row <= end})

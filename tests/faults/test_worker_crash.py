@@ -95,10 +95,10 @@ def _batches_held_by(url: str, group: WorkerGroup) -> list[tuple[int, str]]:
 def test_sigterm_finishes_the_current_file_releases_the_lease_and_another_worker_continues(
         tmp_path: Path, fresh_db: str) -> None:
     # The batches the stopping worker holds must still be mid-way when its stop flag is set (a Dramatiq
-    # worker process looks for SIGTERM once a second). Made long by machine speed alone (more files,
-    # more functions), a batch of 600 files once finished before the flag anyway: the hashing embedder
-    # chunks and embeds them in about a second. An Ollama stand-in that takes 0.25 s a request makes each
-    # batch of ~19 groups last ~5 s or more on any machine.
+    # worker process looks for SIGTERM once a second). Lengthened by corpus size alone, a batch of 600
+    # files still finished before the flag: the hashing embedder chunks and embeds them in about a
+    # second. An Ollama stand-in that takes 0.25 s a request makes each batch of ~19 groups last ~5 s
+    # or more on any machine.
     repo = code_corpus(tmp_path / "stop", 2 * FILES)
     ollama = FakeOllama()
     ollama.latency_s = 0.25
