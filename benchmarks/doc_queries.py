@@ -8,6 +8,13 @@ a method, or `const name = function` / `(...) =>`; the query is the comment's fi
 its tags (`@param ...` onwards) left out, at least 3 words; the block's lines become empty lines, so
 line numbers stay the same. Queries are unique among the candidates (case-insensitive), sampled with
 a seed, and dropped when still found verbatim in the blanked tree.
+
+Go and Rust files: a run of line comments (`//` in Go, `///` in Rust; Rust's attribute lines such as
+`#[inline]` may follow it) directly followed by a line declaring a function or method (Go `func`,
+Rust `fn`) or a type (Go `type`, Rust `struct`, `enum`, `trait`, `type`); the query is the first
+sentence of the comment's first paragraph, at least 3 words, without the declared name where the
+comment opens with it (Go's convention, "Mount attaches another ...": the name would make the query
+an exact lookup). Rust's code examples (```) come after the first paragraph, so never in a query.
 """
 
 from __future__ import annotations
@@ -90,12 +97,70 @@ def script_candidates(path: str, text: str) -> list[Target]:
     return found
 
 
+LINE_COMMENTS = {".go": "//", ".rs": "///"}
+_LINE_DECLARATIONS = {
+    ".go": re.compile(r"^(?:func\s+(?:\([^)]*\)\s*)?|type\s+)(?P<name>\w+)"),
+    ".rs": re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|default)\s+)*"
+                      r"(?:extern\s+\"\w+\"\s+)?(?:fn|struct|enum|trait|type|union)\s+(?P<name>\w+)"),
+}
+
+
+def line_comment_candidates(path: str, text: str) -> list[Target]:
+    """The declarations of one Go or Rust file under a run of doc line comments."""
+    suffix = Path(path).suffix
+    marker, declaration = LINE_COMMENTS[suffix], _LINE_DECLARATIONS[suffix]
+    lines = text.split("\n")
+    found = []
+    n = 0
+    while n < len(lines):
+        first = n
+        if not _is_comment(lines[n], marker):
+            n += 1
+            continue
+        while n < len(lines) and _is_comment(lines[n], marker):
+            n += 1
+        last = n - 1
+        decl = n
+        while suffix == ".rs" and decl < len(lines) and lines[decl].lstrip().startswith("#["):
+            decl += 1
+        declared = declaration.match(lines[decl]) if decl < len(lines) else None
+        if declared is None:
+            continue
+        comment = "\n".join(_comment_text(line, marker) for line in lines[first:last + 1])
+        query = _without_name(first_sentence(comment), declared["name"])
+        if len(query.split()) >= MIN_QUERY_WORDS:
+            found.append(Target(path, declared["name"], decl + 1, (first + 1, last + 1), query))
+    return found
+
+
+def _is_comment(line: str, marker: str) -> bool:
+    """A doc line comment: Rust's `///` but not `////` (a plain comment), Go's `//` (not `//go:`)."""
+    text = line.lstrip()
+    return text.startswith(marker) and not text.startswith(marker + "/") and not text.startswith("//go:")
+
+
+def _comment_text(line: str, marker: str) -> str:
+    return line.lstrip()[len(marker):].removeprefix(" ")
+
+
+def _without_name(query: str, name: str) -> str:
+    """`query` without the declared name it opens with ("A Mux is ..." -> "is ..."), capitalised."""
+    words = query.split()
+    at = 1 if len(words) > 1 and words[0] in ("A", "An", "The") else 0
+    if len(words) > at and words[at].strip("`[]()") == name:
+        rest = words[at + 1:]
+        return " ".join(rest)[:1].upper() + " ".join(rest)[1:] if rest else ""
+    return query
+
+
 def doc_candidates(path: str, text: str) -> list[Target]:
     """The definitions of one file whose doc comment makes a query, by the file's language."""
     if path.endswith(".py"):
         return candidates(path, text)
     if path.endswith(SCRIPT_SUFFIXES) and not path.endswith(".d.ts"):
         return script_candidates(path, text)
+    if Path(path).suffix in LINE_COMMENTS:
+        return line_comment_candidates(path, text)
     return []
 
 
