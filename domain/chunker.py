@@ -18,7 +18,7 @@ _LOOKBACK_LINES = 8
 class Chunk(NamedTuple):
     """Lines `start_line`..`end_line` (1-based, inclusive) of a file, joined with "\\n".
 
-    `symbol` is the qualified name of the definition(s) it holds ("Invoice.total", "impl Foo::bar",
+    `symbol` is the qualified name of the definition(s) it holds ("Invoice.total", "Foo::bar",
     several joined with ", " when small neighbours were merged); `kind` what they are ("function",
     "method", "class", ..., "code" for module-level code, "section" for a Markdown section).
     """

@@ -118,8 +118,12 @@ class _Builder:
 
     # -- definitions and what lies between them -------------------------------------------------
 
-    def _container(self, node: Any, lo: int, hi: int, scope: str | None, scope_kind: str) -> list[_Unit]:
+    def _container(self, node: Any, lo: int, hi: int, scope: str | None, scope_kind: str,
+                   header: str | None = None) -> list[_Unit]:
+        """The units of `node`'s lines lo..hi: its member definitions, qualified by `scope`, and the code
+        between them, named `header` (the enclosing definition's name; `scope` when not given)."""
         units: list[_Unit] = []
+        named = header or scope
         cursor = lo
         for outer, (kind, name, inner) in self._members(node):
             start, end = outer.start_point.row, _end_row(outer)
@@ -129,13 +133,13 @@ class _Builder:
                 cursor = max(cursor, min(end, hi) + 1)
                 continue
             start = self._leading_comments(start, cursor)
-            units += self._gap(cursor, start - 1, scope, scope_kind)
+            units += self._gap(cursor, start - 1, named, scope_kind)
             if kind == "function" and syntax.is_classy(scope_kind):
                 kind = "method"
             qualified = f"{scope}{self.spec.separator}{name}" if scope else name
             units += self._definition(inner, start, end, qualified, kind)
             cursor = end + 1
-        units += self._gap(cursor, hi, scope, scope_kind)
+        units += self._gap(cursor, hi, named, scope_kind)
         return self._merge(units)
 
     def _members(self, node: Any) -> list[tuple[Any, tuple[str, str, Any]]]:
@@ -163,7 +167,8 @@ class _Builder:
         if unit is None or self._fits(unit):
             return [unit] if unit else []
         if self._members(inner):
-            return self._container(inner, start, end, symbol, kind)
+            return self._container(inner, start, end, syntax.member_scope(symbol, kind, self.spec.separator), kind,
+                                   header=symbol)
         return self._statements(inner, start, end, symbol, kind)
 
     def _statements(self, node: Any, start: int, end: int, symbol: str, kind: str) -> list[_Unit]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -204,8 +205,8 @@ def definition(node: Any, spec: LanguageSpec, source: bytes) -> tuple[str, str, 
     name = _name(inner, source)
     if inner.type == "impl_item":
         trait, target = inner.child_by_field_name("trait"), inner.child_by_field_name("type")
-        name = "impl " + (f"{_text(trait, source)} for " if trait is not None else "") + (
-            _text(target, source) if target is not None else "?")
+        name = "impl " + (f"{_plain(_text(trait, source))} for " if trait is not None else "") + (
+            _plain(_text(target, source)) if target is not None else "?")
     elif inner.type == "method_declaration" and inner.child_by_field_name("receiver") is not None:
         receiver = _go_receiver(inner.child_by_field_name("receiver"), source)  # Go
         name = f"{receiver}.{name}" if receiver else name
@@ -232,8 +233,33 @@ def _go_receiver(receiver: Any, source: bytes) -> str:
     for param in receiver.named_children:
         type_node = param.child_by_field_name("type")
         if type_node is not None:
-            return _text(type_node, source).lstrip("*")
+            return _plain(_text(type_node, source).lstrip("*"))
     return ""
+
+
+_TYPE_ARGUMENTS = re.compile(r"<[^<>]*>|\[[^\[\]]*\]")
+_LIFETIME = re.compile(r"'\w+\s*")
+_REFERENCE = re.compile(r"^(?:&\s*|mut\s+|dyn\s+)+")
+
+
+def _plain(type_text: str) -> str:
+    """A type without its type arguments: `PeekNth<I>` -> PeekNth, Go's `List[K, V]` -> List. Symbols
+    are joined by ", " where chunks are merged, so a name must not hold one; nor would a query name
+    the arguments."""
+    while (bare := _TYPE_ARGUMENTS.sub("", type_text)) != type_text:
+        type_text = bare
+    return " ".join(_LIFETIME.sub("", type_text).split())
+
+
+def member_scope(symbol: str, kind: str, separator: str) -> str:
+    """What the members of definition `symbol` are qualified by: the definition itself, but the type
+    for a Rust impl, whose methods are `PeekNth::next` (as Rust writes them) rather than
+    `impl Iterator for PeekNth::next` (`impl IntoIterator for &GroupBy`: GroupBy); the impl's own
+    chunk keeps its name."""
+    if kind != "impl" or not symbol.rpartition(separator)[2].startswith("impl "):
+        return symbol
+    outer, sep, impl = symbol.rpartition(separator)
+    return outer + sep + _REFERENCE.sub("", impl.removeprefix("impl ").rpartition(" for ")[2])
 
 
 def _name(node: Any, source: bytes) -> str:

@@ -95,7 +95,7 @@ def test_a_definition_that_fits_is_one_chunk_and_small_neighbours_merge() -> Non
     ("go", "package main\n\n// Server serves.\ntype Server struct{}\n\nfunc (s *Server) Serve() error {\n"
      "  return nil\n}\n", {("Server", "type"), ("Server.Serve", "method")}),
     ("rust", "struct Foo { x: i32 }\n\nimpl Foo {\n    pub fn bar(&self) -> i32 {\n        self.x\n    }\n}\n",
-     {("Foo", "struct"), ("impl Foo::bar", "method")}),
+     {("Foo", "struct"), ("Foo::bar", "method")}),
     ("java", "public class Invoice {\n  private int x;\n  public int total() {\n    return x;\n  }\n}\n",
      {("Invoice.total", "method")}),
     ("c", "#include <stdio.h>\n\nstatic int add(int a, int b) {\n  return a + b;\n}\n", {("add", "function")}),
@@ -115,6 +115,46 @@ def test_each_language_names_its_definitions(language: str, source: str, expecte
     chunks = chunk_file(source, language, SMALL)
     assert_partition(source, chunks)
     assert expected <= set(symbols(chunks)), symbols(chunks)
+
+
+RUST_IMPLS = """struct PeekNth<I> { buf: Vec<I> }
+
+impl<I: Iterator> Iterator for PeekNth<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        self.buf.pop()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, None)
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a Table<K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn into_iter(self) -> Iter<'a, K, V> {
+        self.iter()
+    }
+}
+"""
+
+
+def test_rust_methods_are_named_by_their_type_and_no_name_holds_type_arguments() -> None:
+    chunks = chunk_file(RUST_IMPLS, "rust", SMALL)
+    assert_partition(RUST_IMPLS, chunks)
+    named = set(symbols(chunks))
+    assert {("PeekNth::next", "method"), ("PeekNth::size_hint", "method"), ("Table::into_iter", "method")} <= named
+    # the impl's own lines (its header, `type Item`) keep the impl's name, without type arguments
+    assert {"impl Iterator for PeekNth", "impl IntoIterator for &Table"} <= {s for s, _ in named}
+    # merged chunks join their symbols with ", ": a name holding one ("PeekNth<K, V>") would split wrongly
+    assert not any("<" in (s or "") or "'" in (s or "") for s, _ in named), named
+
+
+def test_a_go_method_of_a_generic_type_is_named_without_its_type_parameters() -> None:
+    source = "package list\n\nfunc (l *List[K, V]) Push(k K, v V) {\n\tl.items = append(l.items, k)\n}\n"
+    assert ("List.Push", "method") in symbols(chunk_file(source, "go", SMALL))
 
 
 def test_a_huge_function_is_split_at_statements_under_the_cap() -> None:
