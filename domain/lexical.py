@@ -376,6 +376,13 @@ def whole_words(query: str) -> frozenset[str]:
     return frozenset(w.lower().replace("_", "") for w in _IDENTIFIER.findall(query) if w.strip("_"))
 
 
+# A qualified name as code writes it: `Console.print`, `Itertools::interleave`, `os.path.join`; not a
+# number (1.5), a file name (config.json) or a host (example.com).
+_QUALIFIED = re.compile(r"(?<![\w.:/@-])[A-Za-z_]\w*(?:(?:::|\.)[A-Za-z_]\w*)+(?![\w/@-])")
+_NOT_MEMBERS = frozenset("c cc cfg com cpp cs css csv db go h html ini io java js json jsx log md mjs net org "
+                         "php py pyi rb rs sh sql toml ts tsx txt xml yaml yml".split())
+
+
 def identifiers(query: str) -> set[str]:
     """Names in the query that look like code (or the whole query when it is one word), lowercased
     and without underscores, so `parse_http_date` and `parseHttpDate` are the same name.
@@ -386,3 +393,16 @@ def identifiers(query: str) -> set[str]:
     if len(words) != 1:
         words = [w for w in words if "_" in w.strip("_") or re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]", w)]
     return {w.lower().replace("_", "") for w in words if w.strip("_")}
+
+
+def qualified_names(query: str) -> set[tuple[str, str]]:
+    """The qualified names in the query as (qualifier, member), lowercased, without underscores and
+    "::" written ".": `Console.print` -> (console, print), `Itertools::interleave` -> (itertools,
+    interleave), `os.path.join` -> (os.path, join). Their parts need not look like code: the dot or
+    the colons say they are."""
+    found = set()
+    for name in _QUALIFIED.findall(query):
+        qualifier, _, member = name.lower().replace("_", "").replace("::", ".").rpartition(".")
+        if len(member) > 1 and member not in _NOT_MEMBERS and qualifier.strip("."):
+            found.add((qualifier, member))
+    return found

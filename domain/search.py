@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from domain import lexical, rerank
+from domain import lexical, rerank, syntax
 from domain.discovery import LANGUAGE_ALIASES, known_languages
 from domain.embedders import Embedder
 from domain.errors import EmbedderMismatch, InvalidInput
@@ -79,9 +79,10 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
     found: list[Row] = []
     terms: list[QueryTerm] = []
     names = lexical.identifiers(text) if chosen != "semantic" else set()
+    qualified = lexical.qualified_names(text) if chosen != "semantic" else set()
     if chosen in ("hybrid", "lexical"):
         found, terms = _lexical(store, repos, text, wanted, filters)
-    definitions = _definitions(store, repos, names, wanted, filters)
+    definitions = _definitions(store, repos, names, wanted, filters, qualified)
     rankings: list[tuple[float, list[Row]]] = []
     embed_ms = None
     if semantic is not None:
@@ -90,7 +91,8 @@ def search(store: Store, embedder: Embedder, query: str, project_id: str, limit:
     if chosen in ("hybrid", "lexical"):
         rankings.append((LEXICAL_WEIGHT, found))
     rows = _at_definitions(store, _fused(rankings, names, limit, definitions,
-                                         terms if chosen == "hybrid" and RERANK else [], lexical.whole_words(text)))
+                                         terms if chosen == "hybrid" and RERANK else [], lexical.whole_words(text),
+                                         qualified))
     hits = _with_context(store, rows)
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(query=text, project_id=project, mode=chosen, results=hits, latency_ms=round(elapsed, 2),
@@ -130,23 +132,34 @@ def _share(term: QueryTerm, df: dict[str, float], total: float) -> float:
     return min(1.0, sum(df.get(t, 0.0) for t in term.lexemes) / total)
 
 
-def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, filters: SearchFilters) -> list[Row]:
+def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, filters: SearchFilters,
+                 qualified: set[tuple[str, str]] | None = None) -> list[Row]:
     """Chunks defining a name of the query, whatever the rankings hold: a name used in thousands of
-    chunks selects no lexical candidates of its own (`lexical.plan`), yet its definition comes first."""
-    found = store.definitions(repos, sorted(names)[:MAX_NAMES], wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
-    return [row for row in found if _defines(row["symbol"], names)]
+    chunks selects no lexical candidates of its own (`lexical.plan`), yet its definition comes first.
+    A qualified name is looked up whole, either way it may be written (`Foo.bar`, `Foo::bar`), and
+    its qualifier too (what defines `Foo`, for when `bar` has no chunk of its own)."""
+    spelled = sorted(names)[:MAX_NAMES]
+    for qualifier, member in sorted(qualified or ())[:MAX_NAMES]:
+        spelled += [f"{qualifier}.{member}", f"{qualifier.replace('.', '::')}::{member}", qualifier.rpartition(".")[2]]
+    found = store.definitions(repos, spelled, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
+    return [row for row in found if _defines(row["symbol"], names) or _qualifies(row["symbol"], qualified or set(), True)
+            or _qualifies(row["symbol"], qualified or set(), False, row["kind"])]
 
 
 def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
            definitions: list[Row] | None = None, terms: Sequence[QueryTerm] = (),
-           said: frozenset[str] | None = None) -> list[Row]:
+           said: frozenset[str] | None = None, qualified: set[tuple[str, str]] | None = None) -> list[Row]:
     """Convex combination of the rankings' normalised scores, exact definitions first, reranked by the
     features of `rerank` when query `terms` are given, overlapping chunks collapsed.
 
     `definitions` join the pool without a rank of their own; the exact-name bonus ranks them. `said`
     are the query's words as written (`lexical.whole_words`): a part of a qualified symbol the query
-    names must be one of them, not a piece of another name ("getContentType" does not name `X.get`)."""
-    bonus = EXACT_BONUS_RANKINGS if names else 0
+    names must be one of them, not a piece of another name ("getContentType" does not name `X.get`).
+    A `qualified` name of the query (`lexical.qualified_names`) earns the bonus for the chunks whose
+    symbol it is (`Itertools::interleave`, not every `interleave`), or when none in the pool is, for
+    the definitions of its qualifier (a small `impl Iterator for Combinations` holds `next` unnamed)."""
+    qualified = qualified or set()
+    bonus = EXACT_BONUS_RANKINGS if names or qualified else 0
     words = frozenset(t.key for t in terms if said is None or t.key in said)
     best = (sum(weight for weight, _ in rankings) + bonus) * FIRST_PLACE + (rerank.best_bonus() if terms else 0.0)
     fused: dict[int, Row] = {}
@@ -157,8 +170,10 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
             hit = fused.setdefault(row["id"], {**row, "fused": 0.0, "semantic": None, "lexical": None})
             hit["fused"] += weight * share * FIRST_PLACE
             hit["semantic" if "distance" in row else "lexical"] = row["score"]
+    whole = bool(qualified) and any(_qualifies(h["symbol"], qualified, True) for h in fused.values())
     for hit in fused.values():
-        if names and _defines(hit["symbol"], names, words):
+        if (names and _defines(hit["symbol"], names, words)) or (
+                qualified and _qualifies(hit["symbol"], qualified, whole, None if whole else hit["kind"])):
             hit["fused"] += bonus * FIRST_PLACE
         if terms:
             hit["fused"] += rerank.bonus(terms, hit["symbol"], hit["path"], hit["kind"])
@@ -223,6 +238,22 @@ def _defines(symbol: str | None, names: set[str], words: frozenset[str] = frozen
         if whole in names or (parts and parts[-1] in names):
             return True
         if len(parts) > 1 and any(p in names for p in parts) and all(p in names or p in words for p in parts):
+            return True
+    return False
+
+
+def _qualifies(symbol: str | None, qualified: set[tuple[str, str]], whole: bool, kind: str | None = None) -> bool:
+    """Whether a chunk's symbol (or one of several) is a qualified name of the query (`whole`: it ends
+    with qualifier and member, `Foo.bar` or `pkg.Foo::bar`) or else a type that is its qualifier (a
+    class, struct, impl... `Foo`, `impl Iterator for Foo`; not a method `X.Sync` for `sync.Pool`)."""
+    if not symbol or not qualified or not (whole or syntax.is_classy(kind) or kind == "type"):
+        return False
+    for one in symbol.split(", "):
+        name = one.lower().replace("_", "").replace("::", ".")
+        if whole and any(name == f"{q}.{m}" or name.endswith(f".{q}.{m}") for q, m in qualified):
+            return True
+        last = re.split(r"\.|\s", name)[-1]
+        if not whole and any(last == q.rpartition(".")[2] for q, _ in qualified):
             return True
     return False
 

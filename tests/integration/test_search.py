@@ -392,3 +392,89 @@ def test_a_hit_in_a_later_window_of_a_long_function_is_shown_at_the_functions_fi
         hits = search.search(store, embedder, "zebra_marker", "p1", limit=3, mode=mode).results
         assert (hits[0].start_line, hits[0].symbol) == (1, "outer"), [(h.start_line, h.symbol) for h in hits]
         assert [h.start_line for h in hits].count(1) == 1  # the windows are one result
+
+
+RUST_TOOLS = """pub trait Tools: Iterator {
+    /// Alternate between the elements of two iterators.
+    fn interleave<J>(self, other: J) -> Interleave<Self, J> where Self: Sized {
+        interleave(self, other)
+    }
+
+    /// Alternate between two iterators until either one runs out.
+    fn interleave_shortest<J>(self, other: J) -> InterleaveShortest<Self, J> where Self: Sized {
+        interleave_shortest(self, other)
+    }
+}
+
+/// The adaptor that interleaves.
+pub struct Interleave<I, J> {
+    a: I,
+    b: J,
+}
+
+pub fn interleave<I, J>(a: I, b: J) -> Interleave<I, J> {
+    Interleave { a, b }
+}
+
+impl<I: Iterator, J: Iterator<Item = I::Item>> Iterator for Interleave<I, J> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        self.a.next().or_else(|| self.b.next())
+    }
+}
+"""
+PYTHON_CONSOLE = '''class Console:
+    def print(self, *objects):
+        """Write objects to the terminal."""
+        return self.write(objects)
+
+    def write(self, objects):
+        return len(objects)
+
+
+def print(*objects):
+    """Print with the global console."""
+    return Console().print(*objects)
+'''
+
+
+def rust_user(n: int) -> str:
+    # Each user says "Tools" and "interleave" more often than the definitions do.
+    return (f"use crate::Tools;\n\npub fn user_{n}(a: A, b: B) {{\n    let x = Tools::interleave(a, b);\n"
+            f"    let y = Tools::interleave(b, a);\n    interleave(x, y)\n}}\n")
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical"])
+@pytest.mark.parametrize("query, expected", [
+    ("Tools::interleave", ("src/lib.rs", "Tools::interleave")),
+    ("where is Tools.interleave", ("src/lib.rs", "Tools::interleave")),
+    ("Interleave::next", ("src/lib.rs", "Interleave::next")),
+    ("Console.print", ("console.py", "Console.print")),
+])
+def test_a_qualified_name_ranks_its_own_definition_first_not_every_namesake(
+        fresh_db: str, embedder: Embedder, tmp_path: Path, mode: str, query: str, expected: tuple[str, str]) -> None:
+    """`Tools::interleave` means the trait's method, not the function or struct of the same name;
+    neither part looks like code (no underscore, no inner capital), the "::" or "." says it is."""
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_CHUNK_MAX_TOKENS=32)
+    store = Store(fresh_db)
+    files: dict[str, str | bytes] = {"src/lib.rs": RUST_TOOLS, "console.py": PYTHON_CONSOLE}
+    repo = make_repo(tmp_path / "tools", files | {f"src/user{n}.rs": rust_user(n) for n in range(6)})
+    assert run_job(store, settings, embedder, repo).status == "completed"
+    hits = search.search(store, embedder, query, "p1", limit=5, mode=mode).results
+    assert (hits[0].file_path, hits[0].symbol) == expected, [(h.file_path, h.symbol) for h in hits]
+
+
+def test_a_qualified_name_without_a_chunk_of_its_own_finds_what_defines_its_qualifier(
+        fresh_db: str, embedder: Embedder, tmp_path: Path) -> None:
+    """A small impl is one chunk: `Interleave::next` has no symbol, the impl that holds it does (and
+    the struct it is for); the function `interleave` and the trait's `Tools::interleave` do not."""
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_CHUNK_MAX_TOKENS=64)
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, make_repo(tmp_path / "small", {"src/lib.rs": RUST_TOOLS})).status == "completed"
+    with store.transaction() as cur:
+        cur.execute("SELECT symbol FROM chunks")
+        assert "Interleave::next" not in {r["symbol"] for r in cur.fetchall()}
+    for mode in ("hybrid", "lexical"):
+        hits = search.search(store, embedder, "Interleave::next", "p1", limit=5, mode=mode).results
+        assert hits[0].symbol in ("impl Iterator for Interleave", "Interleave"), [h.symbol for h in hits]

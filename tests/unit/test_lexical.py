@@ -79,6 +79,15 @@ def test_identifiers_are_code_like_names_or_a_lone_word() -> None:
     assert lexical.identifiers("where are invoices totalled") == set()
 
 
+def test_qualified_names_are_found_whatever_their_parts_look_like() -> None:
+    assert lexical.qualified_names("Console.print") == {("console", "print")}
+    assert lexical.qualified_names("where is Itertools::interleave") == {("itertools", "interleave")}
+    assert lexical.qualified_names("how does os.path.join treat parse_http_date") == {("os.path", "join")}
+    # numbers, file names, hosts, addresses and abbreviations are not qualified names
+    assert lexical.qualified_names("a size like 1.5 MB read from config.json") == set()
+    assert lexical.qualified_names("fetch https://example.com/a.b or mail me@x.org, e.g. later") == set()
+
+
 def row(chunk_id: int, file_id: int, start: int, end: int, symbol: str | None = None,
         semantic: bool = True, score: float = 0.5) -> dict[str, object]:
     base: dict[str, object] = {"id": chunk_id, "file_id": file_id, "start_line": start, "end_line": end,
