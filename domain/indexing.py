@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -371,13 +372,17 @@ def embedded_texts(path: str, chunks: Sequence[Chunk]) -> list[str]:
     return [_embedded_text(path, chunk, heads if CONTEXT_HEADERS else {}) for chunk in chunks]
 
 
+_SEPARATOR = re.compile(r"\.|::")
+
+
 def _embedded_text(path: str, chunk: Chunk, heads: Mapping[str, str]) -> str:
     if not chunk.symbol:
         return f"{path}\n{chunk.content}"
-    parts = chunk.symbol.split(", ")[0].split(".")
+    symbol = chunk.symbol.split(", ")[0]
     first = chunk.content.lstrip().split("\n", 1)[0].strip()
-    enclosing = [heads[name] for name in (".".join(parts[:n]) for n in range(1, len(parts) + 1))
-                 if heads.get(name) and heads[name] != first]
+    # Its scopes, outermost first, whichever separator the language writes (`geo::Shape::area`).
+    scopes = [symbol[:m.start()] for m in _SEPARATOR.finditer(symbol)] + [symbol]
+    enclosing = [heads[name] for name in scopes if heads.get(name) and heads[name] != first]
     return "\n".join([path, chunk.symbol, *enclosing, chunk.content])
 
 

@@ -159,20 +159,20 @@ def test_the_definition_heads_migration_marks_every_file_changed(empty_db: str) 
     conn.close()
 
 
-def test_the_type_names_migration_marks_the_rust_and_go_files_changed(empty_db: str) -> None:
+def test_the_type_names_migration_marks_the_rust_go_and_cpp_files_changed(empty_db: str) -> None:
     """Their symbols were named by the old chunker (`impl Iterator for PeekNth<I>::next`); others' were not."""
     migrate(empty_db, "0012")
     conn = psycopg2.connect(empty_db)
     conn.autocommit = True
     with conn.cursor() as cur:
         repo, _ = _repository_with_a_file(cur)
-        for path, language in (("lib.rs", "rust"), ("mux.go", "go")):
+        for path, language in (("lib.rs", "rust"), ("mux.go", "go"), ("shape.cpp", "cpp")):
             cur.execute("INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash) "
                         "VALUES (%s, %s, %s, 1, 1, 'h')", (repo, path, language))
     migrate(empty_db, "0013")
     with conn.cursor() as cur:
         cur.execute("SELECT path, mtime_ns, content_hash FROM files ORDER BY path")
-        assert cur.fetchall() == [("a.py", 1, "h"), ("lib.rs", -1, ""), ("mux.go", -1, "")]
+        assert cur.fetchall() == [("a.py", 1, "h"), ("lib.rs", -1, ""), ("mux.go", -1, ""), ("shape.cpp", -1, "")]
     conn.close()
 
 

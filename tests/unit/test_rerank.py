@@ -48,3 +48,12 @@ def test_a_method_is_embedded_with_its_class_header_and_a_window_with_its_signat
     assert texts[2].split("\n")[:4] == ["rich/console.py", "Console.width", "class Console(Base):",
                                         "def width(self) -> int:"]
     assert texts[3] == "rich/console.py\nprint(1)"
+
+
+def test_scopes_written_with_colons_find_their_headers_too() -> None:
+    """Rust and C++ qualify with "::": `geo::Shape::area` knows its namespace and its class."""
+    chunks = [Chunk(1, 1, "namespace geo {", "geo", "namespace"),
+              Chunk(2, 3, "class Shape {\n public:", "geo::Shape", "class"),
+              Chunk(4, 6, "  double area() const {\n    return 0;\n  }", "geo::Shape::area", "method")]
+    texts = embedded_texts("src/shape.cpp", chunks)
+    assert texts[2].split("\n")[:4] == ["src/shape.cpp", "geo::Shape::area", "namespace geo {", "class Shape {"]
