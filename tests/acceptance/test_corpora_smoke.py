@@ -92,12 +92,16 @@ def test_corpora_benchmark_reports_fractions_and_finds_a_function_by_its_name(tm
     assert sets["docstrings"]["queries"] >= 3
     results = report["results"]["tiny"]
     assert set(results["questions"]["hashing"]["hybrid"]) == {"dev", "test", "all"}
-    assert set(results["docstrings"]["hashing"]["hybrid"]) == {"all"}
-    split_metrics = [(split, m) for by_set in results.values() for group in by_set.values()
+    # docstring queries are split by a checksum of their place: a half may be empty in a tiny corpus
+    doc = results["docstrings"]["hashing"]["hybrid"]
+    assert "all" in doc and set(doc) <= {"dev", "test", "all"}
+    assert sum(doc[s]["queries"] for s in ("dev", "test") if s in doc) == doc["all"]["queries"]
+    split_metrics = [(set_name, split, m) for set_name, by_set in results.items() for group in by_set.values()
                      for by_mode in group.values() for split, m in by_mode.items()]
-    assert len(split_metrics) == 5 * 3 + 5 * 1  # 3 modes and 2 baselines; questions by 3 splits, docstrings "all"
-    for split, m in split_metrics:
-        assert m["queries"] == 2 if split in ("dev", "test") else m["queries"] >= 3
+    assert len(split_metrics) == 5 * 3 + 5 * len(doc)  # 3 modes and 2 baselines, by split
+    for set_name, split, m in split_metrics:
+        if set_name == "questions":
+            assert m["queries"] == 2 if split in ("dev", "test") else m["queries"] >= 3
         assert all(0.0 <= v <= 1.0 for k, v in m.items() if k != "queries")
         assert m["file_r@1"] <= m["file_mrr@10"] <= m["file_r@10"]
     first = next(r for r in rows if r["id"] == "tiny-01")
