@@ -9,9 +9,10 @@ its tags (`@param ...` onwards) left out, at least 3 words; the block's lines be
 line numbers stay the same. Queries are unique among the candidates (case-insensitive), sampled with
 a seed, and dropped when still found verbatim in the blanked tree.
 
-Go and Rust files: a run of line comments (`//` in Go, `///` in Rust; Rust's attribute lines such as
-`#[inline]` may follow it) directly followed by a line declaring a function or method (Go `func`,
-Rust `fn`) or a type (Go `type`, Rust `struct`, `enum`, `trait`, `type`); the query is the first
+Go, Rust and Ruby files: a run of line comments (`//` in Go, `///` in Rust, `#` in Ruby; Rust's
+attribute lines such as `#[inline]` may follow it) directly followed by a line declaring a function
+or method (Go `func`, Rust `fn`, Ruby `def`) or a type (Go `type`, Rust `struct`, `enum`, `trait`,
+`type`, Ruby `class`, `module`); the query is the first
 sentence of the comment's first paragraph, at least 3 words, without the declared name where the
 comment opens with it (Go's convention, "Mount attaches another ...": the name would make the query
 an exact lookup). Rust's code examples (```) come after the first paragraph, so never in a query.
@@ -97,12 +98,15 @@ def script_candidates(path: str, text: str) -> list[Target]:
     return found
 
 
-LINE_COMMENTS = {".go": "//", ".rs": "///"}
+LINE_COMMENTS = {".go": "//", ".rs": "///", ".rb": "#"}
 _LINE_DECLARATIONS = {
     ".go": re.compile(r"^(?:func\s+(?:\([^)]*\)\s*)?|type\s+)(?P<name>\w+)"),
     ".rs": re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|default)\s+)*"
                       r"(?:extern\s+\"\w+\"\s+)?(?:fn|struct|enum|trait|type|union)\s+(?P<name>\w+)"),
+    ".rb": re.compile(r"^\s*(?:def\s+(?:self\.)?|class\s+|module\s+)(?P<name>[A-Za-z_][\w:]*[?!=]?)"),
 }
+# Ruby comments that are not documentation: a shebang, magic comments, RDoc's markers.
+_NOT_DOC = re.compile(r"^#(?:!|\s*(?:frozen_string_literal|encoding|-\*-|:nodoc:)|--|\+\+)")
 
 
 def line_comment_candidates(path: str, text: str) -> list[Target]:
@@ -134,9 +138,11 @@ def line_comment_candidates(path: str, text: str) -> list[Target]:
 
 
 def _is_comment(line: str, marker: str) -> bool:
-    """A doc line comment: Rust's `///` but not `////` (a plain comment), Go's `//` (not `//go:`)."""
+    """A doc line comment: Rust's `///` but not `////` (a plain comment), Go's `//` (not `//go:`),
+    Ruby's `#` (not a magic comment or RDoc marker)."""
     text = line.lstrip()
-    return text.startswith(marker) and not text.startswith(marker + "/") and not text.startswith("//go:")
+    return (text.startswith(marker) and not text.startswith(marker + "/") and not text.startswith("//go:")
+            and not (marker == "#" and _NOT_DOC.match(text)))
 
 
 def _comment_text(line: str, marker: str) -> str:

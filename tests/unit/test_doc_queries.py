@@ -68,6 +68,37 @@ def test_rust_doc_comments_skip_attributes_examples_and_plain_comments() -> None
     assert (found["peek_nth"].def_line, found["peek_nth"].doc_lines) == (13, (12, 12))
 
 
+RUBY = """# frozen_string_literal: true
+
+module Rack
+  # Parses a query string into a hash of its keys and values,
+  # nested by the brackets in the keys.
+  class QueryParser
+    # Build the nested hash of one query string.
+    def parse_nested_query(qs, separator = nil)
+      {}
+    end
+
+    # :nodoc:
+    def helper
+    end
+
+    # too short
+    def self.make_default(depth)
+    end
+  end
+end
+"""
+
+
+def test_ruby_comments_above_a_def_class_or_module_become_queries() -> None:
+    found = {t.symbol: t for t in doc_candidates("lib/rack/query_parser.rb", RUBY)}
+    assert set(found) == {"QueryParser", "parse_nested_query"}
+    assert found["QueryParser"].query == ("Parses a query string into a hash of its keys and values, nested by the "
+                                          "brackets in the keys.")
+    assert (found["parse_nested_query"].def_line, found["parse_nested_query"].doc_lines) == (8, (7, 7))
+
+
 def test_blanking_empties_the_comment_lines_and_keeps_every_other_line() -> None:
     targets = doc_candidates("src/coalesce.rs", RUST)
     out = blank("src/coalesce.rs", RUST, targets).split("\n")
