@@ -1,6 +1,6 @@
 """Retrieval quality over real codebases from the package registries, with hand-written questions.
 
-    python benchmarks/corpora.py [--corpora rich,mobx,axios,chi,itertools] [--sets questions,docstrings] [--embedders local]
+    python benchmarks/corpora.py [--corpora rich,mobx,axios,chi,itertools,rack] [--sets questions,docstrings] [--embedders local]
         [--splits dev,test,all] [--home DIR] [--force] [--json-out F] [--details-out F] [--append] (--help: all)
 
 Corpora. benchmarks/questions/<corpus>.json names a package version (`pip download` of the sdist,
@@ -48,7 +48,7 @@ from benchmarks.doc_queries import doc_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "benchmarks" / "questions"
-CORPORA = ("rich", "mobx", "axios", "chi", "itertools")
+CORPORA = ("rich", "mobx", "axios", "chi", "itertools", "rack")
 SETS = ("questions", "docstrings")
 SPLITS = ("dev", "test", "all")
 MODES = ("hybrid", "semantic", "lexical")

@@ -1,6 +1,6 @@
 """Qualified-name lookups: each method's qualified name, written as code writes it, is the query.
 
-    python benchmarks/name_queries.py --home DIR [--corpora rich,mobx,axios,chi,itertools] [--per-corpus 60]
+    python benchmarks/name_queries.py --home DIR [--corpora rich,mobx,axios,chi,itertools,rack] [--per-corpus 60]
 
 Agents often search for a name they read elsewhere: `Console.print`, `Itertools::interleave`,
 `Mux.ServeHTTP`. For each corpus indexed by benchmarks/corpora.py in `--home` (its "questions"
