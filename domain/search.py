@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from domain import lexical, rerank, syntax
+from domain import lexical, rerank
 from domain.discovery import LANGUAGE_ALIASES, known_languages
 from domain.embedders import Embedder
 from domain.errors import EmbedderMismatch, InvalidInput
@@ -44,6 +44,8 @@ _SIDES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-semantic")
 GROUP_DEFINITIONS = True
 #: Hybrid search reranks its fused candidates by `rerank`'s features.
 RERANK = True
+#: Kinds of chunk that define a qualifier of the query's qualified names (`_qualifies`).
+QUALIFIER_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "object", "record", "type"})
 #: Query words of natural language match their other forms too (`lexical.forms`).
 STEMMING = True
 
@@ -245,8 +247,9 @@ def _defines(symbol: str | None, names: set[str], words: frozenset[str] = frozen
 def _qualifies(symbol: str | None, qualified: set[tuple[str, str]], whole: bool, kind: str | None = None) -> bool:
     """Whether a chunk's symbol (or one of several) is a qualified name of the query (`whole`: it ends
     with qualifier and member, `Foo.bar` or `pkg.Foo::bar`) or else a type that is its qualifier (a
-    class, struct, impl... `Foo`, `impl Iterator for Foo`; not a method `X.Sync` for `sync.Pool`)."""
-    if not symbol or not qualified or not (whole or syntax.is_classy(kind) or kind == "type"):
+    class, struct, impl... `Foo`, `impl Iterator for Foo`; not a method `X.Sync` for `sync.Pool`, nor
+    a module or namespace, which stands at the top of every file of a Ruby gem for `Rack::Builder`)."""
+    if not symbol or not qualified or not (whole or kind in QUALIFIER_KINDS):
         return False
     for one in symbol.split(", "):
         name = one.lower().replace("_", "").replace("::", ".")
