@@ -330,7 +330,7 @@ def build_server(settings: Settings | None = None) -> CodesearchServer:
     @server.tool()
     @tool_edge
     @metrics.timed_search
-    def search_code(query: Annotated[str, Field(description="What the code does, or an identifier.")],
+    def search_code(query: Annotated[str, Field(description="What the code does, or an identifier (parseHttpDate, Console.print, Foo::bar).")],
                     project_id: ProjectId = None, limit: Annotated[int, Field(ge=1, le=50)] = 10,
                     file_type: Annotated[str | None, Field(description="File extension, e.g. 'py'.")] = None,
                     directory: Annotated[str | None, Field(description="Path prefix relative to the repository root.")] = None,
