@@ -37,6 +37,16 @@ def test_the_rerank_bonus_rewards_the_symbol_then_the_path_and_definitions() -> 
     assert rerank.bonus([], "Console.width", "a.py", "method") == 0.0
 
 
+def test_a_chunk_of_several_definitions_is_named_by_its_best_named_one() -> None:
+    """Small neighbours are merged ("Directory.get, Directory.check_forbidden"): a query for the
+    second names that chunk as much as a chunk of its own."""
+    terms = [QueryTerm("forbidden", ("forbidden",), 2.0), QueryTerm("check", ("check",), 1.0)]
+    merged = rerank.bonus(terms, "Directory.get, Directory.check_forbidden", "lib/directory.rb", "method")
+    alone = rerank.bonus(terms, "Directory.check_forbidden", "lib/directory.rb", "method")
+    other = rerank.bonus(terms, "Directory.get, Directory.list_path", "lib/directory.rb", "method")
+    assert merged == alone > other
+
+
 def test_a_method_is_embedded_with_its_class_header_and_a_window_with_its_signature() -> None:
     chunks = [Chunk(1, 2, "class Console(Base):\n    x = 1", "Console", "class"),
               Chunk(3, 9, "    @property\n    def width(self) -> int:\n        a = 1", "Console.width", "method"),
