@@ -29,6 +29,7 @@ def main() -> int:
     p.add_argument("--corpora", default=",".join(corpora.CORPORA))
     p.add_argument("--per-corpus", type=int, default=60)
     p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--misses", action="store_true", help="print each query whose answer is not first (stderr)")
     args = p.parse_args()
     os.environ["CODESEARCH_HOME"] = args.home
     from domain.database import database_url
@@ -58,6 +59,9 @@ def main() -> int:
                        for n, (path, symbol, line) in enumerate(sampled)]
             for mode in ("hybrid", "lexical"):
                 ranks = [s for _, s in corpora.search_ranks(store, embedder, project, queries, mode)]
+                for q, rank in zip(queries, ranks):
+                    if args.misses and rank != 1:
+                        print(f"miss {name} {mode}: {q.question!r} at {rank}", file=sys.stderr)
                 found = retrieval.metrics(ranks)
                 out.setdefault(name, {})[mode] = {"queries": len(queries), "symbol_r@1": found["recall@1"],
                                                   "symbol_mrr@10": found["mrr@10"]}

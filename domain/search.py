@@ -158,8 +158,9 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
     are the query's words as written (`lexical.whole_words`): a part of a qualified symbol the query
     names must be one of them, not a piece of another name ("getContentType" does not name `X.get`).
     A `qualified` name of the query (`lexical.qualified_names`) earns the bonus for the chunks whose
-    symbol it is (`Itertools::interleave`, not every `interleave`), or when none in the pool is, for
-    the definitions of its qualifier (a small `impl Iterator for Combinations` holds `next` unnamed)."""
+    symbol it is (`Itertools::interleave`, not every `interleave`, nor the type `Itertools`, whose
+    parts then name nothing alone), or when none in the pool is, for the definitions of its qualifier
+    (a small `impl Iterator for Combinations` holds `next` unnamed)."""
     qualified = qualified or set()
     bonus = EXACT_BONUS_RANKINGS if names or qualified else 0
     words = frozenset(t.key for t in terms if said is None or t.key in said)
@@ -173,6 +174,8 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
             hit["fused"] += weight * share * FIRST_PLACE
             hit["semantic" if "distance" in row else "lexical"] = row["score"]
     whole = bool(qualified) and any(_qualifies(h["symbol"], qualified, True) for h in fused.values())
+    if whole:  # `GroupInner.step` means that method: not the type `GroupInner`, nor a function `step`
+        names = names - {part for q, m in qualified for part in (q.rpartition(".")[2], m)}
     for hit in fused.values():
         if (names and _defines(hit["symbol"], names, words)) or (
                 qualified and _qualifies(hit["symbol"], qualified, whole, None if whole else hit["kind"])):

@@ -478,3 +478,21 @@ def test_a_qualified_name_without_a_chunk_of_its_own_finds_what_defines_its_qual
     for mode in ("hybrid", "lexical"):
         hits = search.search(store, embedder, "Interleave::next", "p1", limit=5, mode=mode).results
         assert hits[0].symbol in ("impl Iterator for Interleave", "Interleave"), [h.symbol for h in hits]
+
+
+def test_a_qualified_name_with_a_chunk_of_its_own_outranks_its_parts_named_alone(
+        fresh_db: str, embedder: Embedder, tmp_path: Path) -> None:
+    """`GroupInner.step` means the method: not the type `GroupInner` (camel-cased, a name by itself,
+    and a better-named chunk), nor the function `step`, though each is defined next to it."""
+    source = ("class GroupInner:\n    \"\"\"Holds the grouping state of the lazy grouping engine.\"\"\"\n\n"
+              "    def step(self):\n        self.count = self.count + 1\n        return self.items[self.count]\n\n"
+              "    def reset(self):\n        self.count = 0\n        self.items = list(self.source)\n\n\n"
+              "def step(inner):\n    \"\"\"Advance an GroupInner by one step.\"\"\"\n    return inner.step()\n")
+    files: dict[str, str | bytes] = {"group.py": source}
+    files |= {f"use{n}.py": f"from group import GroupInner, step\n\n\ndef use_{n}():\n    return step(GroupInner())\n" for n in range(4)}
+    settings = Settings(CODESEARCH_EMBEDDER="hashing", CODESEARCH_CHUNK_MAX_TOKENS=32)
+    store = Store(fresh_db)
+    assert run_job(store, settings, embedder, make_repo(tmp_path / "inner", files)).status == "completed"
+    for mode in ("hybrid", "lexical"):
+        hits = search.search(store, embedder, "GroupInner.step", "p1", limit=5, mode=mode).results
+        assert hits[0].symbol == "GroupInner.step", [(h.symbol, h.score) for h in hits]

@@ -126,6 +126,20 @@ def test_a_definition_of_a_name_in_the_query_comes_first_with_score_one_at_best(
     assert best[0]["score"] == pytest.approx(1.0)  # results carry it rounded to 6 places
 
 
+def test_a_qualified_name_with_a_chunk_of_its_own_leaves_its_parts_unnamed() -> None:
+    """`GroupInner.step` means that method. The type `GroupInner` is a name by itself (camel case)
+    and better placed in both rankings, the function `step` too; neither earns the bonus then."""
+    query = "GroupInner.step"
+    found = [(1, "GroupInner.step", 0.5), (2, "GroupInner", 0.9), (3, "step", 0.8)]
+    near = [{**row(n, 10 + n, 1, 5, s, score=v), "path": "a.py", "kind": "method"} for n, s, v in found]
+    matched = [{**row(n, 10 + n, 1, 5, s, semantic=False, score=10 * v), "path": "a.py", "kind": "method"}
+               for n, s, v in found]
+    terms = lexical.weighted(lexical.query_words(query), {}, 100)
+    fused = _fused([(SEMANTIC_WEIGHT, near), (LEXICAL_WEIGHT, matched)], lexical.identifiers(query), limit=10,
+                   terms=terms, said=lexical.whole_words(query), qualified=lexical.qualified_names(query))
+    assert [h["symbol"] for h in fused][0] == "GroupInner.step", [h["symbol"] for h in fused]
+
+
 def test_a_method_counts_as_named_by_words_of_the_query_not_by_pieces_of_another_name() -> None:
     """"ObservableMap replace" names ObservableMap.replace; "getContentType of AxiosHeaders" does not name
     AxiosHeaders.get, though splitting getContentType gives "get"."""
