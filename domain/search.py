@@ -140,12 +140,13 @@ def _definitions(store: Store, repos: list[str], names: set[str], wanted: int, f
     chunks selects no lexical candidates of its own (`lexical.plan`), yet its definition comes first.
     A qualified name is looked up whole, either way it may be written (`Foo.bar`, `Foo::bar`), and
     its qualifier too (what defines `Foo`, for when `bar` has no chunk of its own)."""
+    qualified = qualified or set()
     spelled = sorted(names)[:MAX_NAMES]
-    for qualifier, member in sorted(qualified or ())[:MAX_NAMES]:
-        spelled += [f"{qualifier}.{member}", f"{qualifier.replace('.', '::')}::{member}", qualifier.rpartition(".")[2]]
+    for qualifier, member in sorted(qualified)[:MAX_NAMES]:
+        spelled += [f"{qualifier}.{member}", f"{qualifier.replace('.', '::')}::{member}", _innermost(qualifier)]
     found = store.definitions(repos, spelled, wanted, filters, cap=2 * lexical.CANDIDATE_BUDGET)
-    return [row for row in found if _defines(row["symbol"], names) or _qualifies(row["symbol"], qualified or set(), True)
-            or _qualifies(row["symbol"], qualified or set(), False, row["kind"])]
+    return [row for row in found if _defines(row["symbol"], names) or _qualifies(row["symbol"], qualified, True)
+            or _qualifies(row["symbol"], qualified, False, row["kind"])]
 
 
 def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
@@ -175,7 +176,7 @@ def _fused(rankings: list[tuple[float, list[Row]]], names: set[str], limit: int,
             hit["semantic" if "distance" in row else "lexical"] = row["score"]
     whole = bool(qualified) and any(_qualifies(h["symbol"], qualified, True) for h in fused.values())
     if whole:  # `GroupInner.step` means that method: not the type `GroupInner`, nor a function `step`
-        names = names - {part for q, m in qualified for part in (q.rpartition(".")[2], m)}
+        names = names - {part for q, m in qualified for part in (_innermost(q), m)}
     for hit in fused.values():
         if (names and _defines(hit["symbol"], names, words)) or (
                 qualified and _qualifies(hit["symbol"], qualified, whole, None if whole else hit["kind"])):
@@ -259,9 +260,14 @@ def _qualifies(symbol: str | None, qualified: set[tuple[str, str]], whole: bool,
         if whole and any(name == f"{q}.{m}" or name.endswith(f".{q}.{m}") for q, m in qualified):
             return True
         last = re.split(r"\.|\s", name)[-1]
-        if not whole and any(last == q.rpartition(".")[2] for q, _ in qualified):
+        if not whole and any(last == _innermost(q) for q, _ in qualified):
             return True
     return False
+
+
+def _innermost(qualifier: str) -> str:
+    """The type a normalised qualifier ends with: `os.path` -> path, `console` -> console."""
+    return qualifier.rpartition(".")[2]
 
 
 def _mode(mode: str) -> str:
